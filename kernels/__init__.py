@@ -1,0 +1,1 @@
+"""Fused RMSNorm, SwiGLU and rotary kernels (C++ for CPU, CUDA for GPU)."""

@@ -1,0 +1,20 @@
+"""``qwen-bench``: benchmarks whose figures go to docs/benchmarks.md (never timed tests)."""
+
+from __future__ import annotations
+
+import sys
+
+from pretrain.cli.dispatch import run_subcommand
+
+COMMANDS = {
+    "train": ("pretrain.bench.train", "training-step tokens/s vs Hugging Face Qwen2ForCausalLM"),
+    "memory": ("pretrain.bench.memory", "per-rank parameter/gradient/optimizer bytes for ZeRO 0-3"),
+    "kernels": ("kernels.bench", "fused RMSNorm/SwiGLU/RoPE vs eager PyTorch and torch.compile"),
+    "dedup": ("tools.bench.dedup", "MinHash dedup precision/recall and signature throughput"),
+    "tokenize": ("tools.bench.tokenize", "end-to-end tokenization MB/s vs raw tiktoken"),
+    "decontaminate": ("tools.bench.decontaminate", "13-gram decontamination MB/s per core"),
+}
+
+
+def main() -> None:
+    sys.exit(run_subcommand("qwen-bench", __doc__, COMMANDS))

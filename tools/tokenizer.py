@@ -1,0 +1,85 @@
+"""The Qwen (v1) tokenizer: tiktoken BPE over ``qwen.tiktoken`` with Qwen's special tokens.
+
+The vocabulary file is found offline: ``--tokenizer-file`` when given, else the copy the
+``dashscope`` wheel ships at ``dashscope/resources/qwen.tiktoken``. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+from pathlib import Path
+
+import tiktoken
+
+PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+ENDOFTEXT = "<|endoftext|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+NUM_EXTRA_TOKENS = 205
+NUM_BPE_TOKENS = 151_643
+# Qwen pads its embedding table to 151,936 rows (a multiple of 128).
+PADDED_VOCAB_SIZE = 151_936
+
+
+def default_vocab_file() -> Path:
+    spec = importlib.util.find_spec("dashscope")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "qwen.tiktoken not found: install the 'dashscope' package (it ships the vocabulary) "
+            "or pass --tokenizer-file PATH")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "qwen.tiktoken"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: qwen.tiktoken missing from the dashscope package")
+    return path
+
+
+def load_bpe_ranks(path: Path) -> dict[bytes, int]:
+    ranks: dict[bytes, int] = {}
+    with open(path, "rb") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+            except ValueError as error:
+                raise ValueError(f"{path}:{line_number}: not a 'base64-token rank' line ({error})") from None
+    return ranks
+
+
+class QwenTokenizer:
+    """Encode/decode with Qwen ids; ``eod`` (<|endoftext|>) separates documents and pads."""
+
+    def __init__(self, vocab_file: str | Path | None = None):
+        path = Path(vocab_file) if vocab_file else default_vocab_file()
+        ranks = load_bpe_ranks(path)
+        specials = [ENDOFTEXT, IM_START, IM_END] + [f"<|extra_{i}|>" for i in range(NUM_EXTRA_TOKENS)]
+        self.special_tokens = {token: len(ranks) + index for index, token in enumerate(specials)}
+        self.encoding = tiktoken.Encoding(
+            name="qwen", pat_str=PATTERN, mergeable_ranks=ranks, special_tokens=self.special_tokens)
+        self.vocab_file = path
+        self.eod = self.special_tokens[ENDOFTEXT]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.encoding.n_vocab
+
+    def encode(self, text: str) -> list[int]:
+        """Plain text to ids; special-token strings inside the text are treated as text."""
+        return self.encoding.encode_ordinary(text)
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        return self.encoding.encode_ordinary_batch(texts, num_threads=num_threads)
+
+    def decode(self, ids) -> str:
+        return self.encoding.decode(list(ids), errors="replace")
+
+
+@functools.lru_cache(maxsize=4)
+def get_tokenizer(vocab_file: str | None = None) -> QwenTokenizer:
+    return QwenTokenizer(vocab_file)
