@@ -1,7 +1,9 @@
-"""The Qwen (v1) tokenizer: tiktoken BPE over ``qwen.tiktoken`` with Qwen's special tokens.
+"""Tokenizers for the data tools: Qwen (v1) by default, any Hugging Face ``tokenizer.json`` on request.
 
-The vocabulary file is found offline: ``--tokenizer-file`` when given, else the copy the
-``dashscope`` wheel ships at ``dashscope/resources/qwen.tiktoken``. Nothing is downloaded.
+The Qwen tokenizer is tiktoken BPE over ``qwen.tiktoken`` with Qwen's special tokens. The
+vocabulary file is found offline: ``--tokenizer-file`` when given, else the copy the ``dashscope``
+wheel ships at ``dashscope/resources/qwen.tiktoken``. Nothing is downloaded. Both backends offer
+the same small surface (``encode``, ``encode_batch``, ``decode``, ``eod``, ``vocab_size``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,51 @@ class QwenTokenizer:
         return self.encoding.decode(list(ids), errors="replace")
 
 
+class HuggingFaceTokenizer:
+    """A ``tokenizers`` JSON file (``tokenizer.json``); ``eod_token`` must be in its vocabulary."""
+
+    def __init__(self, tokenizer_json: str | Path, eod_token: str = ENDOFTEXT):
+        from tokenizers import Tokenizer  # optional backend: imported only when asked for
+
+        path = Path(tokenizer_json)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # tokenizers raises a bare Exception on a bad file
+            raise ValueError(f"{path}: not a Hugging Face tokenizer.json ({error})") from None
+        eod = self.tokenizer.token_to_id(eod_token)
+        if eod is None:
+            raise ValueError(f"{path}: end-of-document token {eod_token!r} is not in the vocabulary")
+        self.vocab_file = path
+        self.eod = eod
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        # tokenizers sizes its own thread pool (RAYON_NUM_THREADS); num_threads is for tiktoken.
+        return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+
+Tokenizer = QwenTokenizer | HuggingFaceTokenizer
+
+
 @functools.lru_cache(maxsize=4)
 def get_tokenizer(vocab_file: str | None = None) -> QwenTokenizer:
     return QwenTokenizer(vocab_file)
+
+
+def load_tokenizer(tokenizer_file: str | None = None, tokenizer_json: str | None = None,
+                   eod_token: str = ENDOFTEXT) -> Tokenizer:
+    """The Qwen tokenizer (optionally from ``tokenizer_file``), or a Hugging Face ``tokenizer_json``."""
+    if tokenizer_json and tokenizer_file:
+        raise ValueError("give either a qwen.tiktoken file or a tokenizer.json, not both")
+    if tokenizer_json:
+        return HuggingFaceTokenizer(tokenizer_json, eod_token)
+    return get_tokenizer(tokenizer_file)
