@@ -1,0 +1,80 @@
+"""The stage framework every ``qwen-data`` tool is built on.
+
+Pieces (one file each):
+
+- ``document``: ``Document`` (id, text, pass-through ``fields``, ``source`` file, ``line``),
+  ``Removal(reason, details)``, ``Rejection(source, line, error)``.
+- ``reader``: ``expand_inputs`` (files, directories, globs) and ``read_documents`` (JSONL plain,
+  .gz, .zst, and Parquet; bad records become ``Rejection``; repeated ids are flagged).
+- ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file), completion
+  ``Markers`` and ``run_shards`` (a process pool that skips finished shards).
+- ``filter``: the write phase: kept/ removed/ rejected/ JSONL shards, written atomically.
+- ``manifest``: ``manifest.json`` (parameters, versions, counts with in == kept + removed +
+  rejected, wall time) and the summary table.
+- ``stages``: the ``DocumentStage`` and ``CorpusStage`` protocols and their drivers.
+- ``cli``: argparse helpers shared by every stage.
+
+Output directory of every stage::
+
+    kept/<shard>.jsonl       documents kept: {id_field, text_field, every other input field}
+    removed/<shard>.jsonl    {"id", "stage", "reason", "details", "source": "FILE:LINE"}
+    rejected/<shard>.jsonl   {"file", "line", "error"}  (unreadable input)
+    manifest.json
+    .run.json, .markers/, .work/   resume state (a rerun with the same arguments resumes)
+
+A per-document stage (like decontaminate) is a picklable dataclass::
+
+    @dataclass(frozen=True)
+    class Decontaminate:
+        ngrams: frozenset[str]
+        name: str = "decontaminate"
+        libraries: tuple[str, ...] = ()          # PyPI names recorded in the manifest
+
+        def params(self) -> dict:                # recorded in the manifest; a rerun must match
+            return {"ngram_count": len(self.ngrams)}
+
+        def process(self, doc: Document) -> Removal | None:
+            hit = first_overlap(doc.text, self.ngrams)
+            return Removal("ngram_overlap", {"ngram": hit}) if hit else None
+            # or rewrite doc.text and return None to keep the edited document
+
+    summary = run_document_stage(Decontaminate(...), config)   # config: StageConfig
+
+Expensive state (a model) should be loaded lazily inside ``process`` (it runs in forked worker
+processes and is pickled to them), not built in the parent.
+
+A whole-corpus stage (like dedup) implements ``CorpusStage``: ``index_shard(shard, documents,
+work_dir)`` runs per shard in workers and writes index files under ``work_dir`` (valid, unique-id
+documents only); ``decide(shards, work_dir, config)`` runs once and returns
+``{shard.index: {line: Removal}}`` plus manifest extras; the driver then filters every shard.
+``run_corpus_stage(stage, config, phase, selection)`` with ``phase="index"`` and a
+``ShardSelection`` indexes only one machine's shards, so SLURM array tasks can share the work
+and a final ``phase="merge"`` job finishes it.
+
+A sub-command's cli.py::
+
+    from tools.stage.cli import add_stage_arguments, stage_config, run_reporting_errors
+
+    def add_arguments(parser):
+        add_stage_arguments(parser)            # --input --output --text-field --id-field --workers
+        parser.add_argument("--ngram", type=int, default=13)
+
+    def run(args) -> int:
+        return run_reporting_errors("qwen-data decontaminate",
+                                    lambda: run_document_stage(make_stage(args), stage_config(args)))
+
+``InputError`` (bad arguments, missing inputs, a resume with other parameters) becomes one line on
+stderr and exit code 2; bad records never stop a run.
+"""
+
+from tools.stage.document import Document, Rejection, Removal
+from tools.stage.reader import InputError, RecordParser, expand_inputs, read_documents
+from tools.stage.runner import Shard, StageConfig
+from tools.stage.stages import (CorpusStage, DocumentStage, RunSummary, ShardSelection, run_corpus_stage,
+                                run_document_stage)
+
+__all__ = [
+    "CorpusStage", "Document", "DocumentStage", "InputError", "RecordParser", "Rejection", "Removal",
+    "RunSummary", "Shard", "ShardSelection", "StageConfig", "expand_inputs", "read_documents",
+    "run_corpus_stage", "run_document_stage",
+]

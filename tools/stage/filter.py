@@ -1,0 +1,77 @@
+"""The write phase shared by all stages: read a shard, ask a decider about each document, and
+write ``kept/``, ``removed/`` and ``rejected/`` shards atomically, counting every record."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from tools.stage.document import Document, Rejection, Removal
+from tools.stage.reader import read_documents
+from tools.stage.runner import Shard, StageConfig
+from tools.stage.writer import AtomicJsonlWriter
+
+Decider = Callable[[Document], "Removal | None"]
+
+
+class DeciderSource(Protocol):
+    """Anything that can hand out the decision function for one shard (inside a worker)."""
+
+    name: str
+
+    def decider(self, shard: Shard) -> Decider: ...
+
+
+def kept_record(doc: Document, config: StageConfig) -> dict[str, Any]:
+    return {config.id_field: doc.id, config.text_field: doc.text, **doc.fields}
+
+
+def removed_record(doc: Document, stage: str, removal: Removal) -> dict[str, Any]:
+    return {"id": doc.id, "stage": stage, "reason": removal.reason, "details": removal.details,
+            "source": doc.location}
+
+
+def rejected_record(rejection: Rejection) -> dict[str, Any]:
+    return {"file": rejection.source, "line": rejection.line, "error": rejection.error}
+
+
+def duplicate_id_removal(doc: Document) -> Removal:
+    return Removal("duplicate_id", {"first_line": doc.duplicate_of})
+
+
+@dataclass(frozen=True)
+class FilterTask:
+    """Per-shard task of the write phase; returns the shard's counts."""
+
+    source: DeciderSource
+    config: StageConfig
+
+    def __call__(self, shard: Shard) -> dict[str, Any]:
+        out = Path(self.config.output)
+        decide = self.source.decider(shard)
+        kept = AtomicJsonlWriter(out / "kept" / f"{shard.name}.jsonl")
+        removed = AtomicJsonlWriter(out / "removed" / f"{shard.name}.jsonl")
+        rejected = AtomicJsonlWriter(out / "rejected" / f"{shard.name}.jsonl")
+        reasons: Counter[str] = Counter()
+        writers = (kept, removed, rejected)
+        try:
+            for item in read_documents(shard.path, self.config.parser):
+                if isinstance(item, Rejection):
+                    rejected.write(rejected_record(item))
+                    continue
+                removal = duplicate_id_removal(item) if item.duplicate_of is not None else decide(item)
+                if removal is None:
+                    kept.write(kept_record(item, self.config))
+                else:
+                    reasons[removal.reason] += 1
+                    removed.write(removed_record(item, self.source.name, removal))
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        for writer in writers:
+            writer.commit()
+        return {"in": kept.count + removed.count + rejected.count, "kept": kept.count,
+                "removed": removed.count, "rejected": rejected.count, "removed_by_reason": dict(reasons)}

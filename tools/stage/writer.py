@@ -1,0 +1,60 @@
+"""Atomic outputs: everything is written to a temporary name and renamed when complete, so a
+crash never leaves a file that looks finished."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def to_json_line(record: dict[str, Any]) -> str:
+    # default=str keeps Parquet values (timestamps, decimals) writable instead of failing the shard.
+    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
+
+
+class AtomicJsonlWriter:
+    """JSONL file that appears under its final name only after ``commit()``."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _temporary(self.path)
+        self._handle = open(self._tmp, "w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._handle.write(to_json_line(record))
+        self.count += 1
+
+    def commit(self) -> None:
+        self._handle.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_npy_atomic(path: Path, array: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
