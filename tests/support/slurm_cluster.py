@@ -1,0 +1,275 @@
+"""A real SLURM cluster on this one host, for tests that submit jobs.
+
+Debian's SLURM runs as root without systemd. ``start_cluster`` writes a configuration into a fresh
+directory, starts a private ``munged`` (own key and socket, so it never touches a system munge), one
+``slurmctld`` and one ``slurmd -N`` per emulated node, and waits until every node is idle. All ports
+are picked free at start-up, so two clusters (two test sessions) can run side by side. ``stop``
+ends exactly the daemons it started, by their PID files.
+
+The ``slurm_cluster`` fixture installs the packages when they are missing and skips the test with
+the reason when SLURM can neither be found nor installed.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import pytest
+
+PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
+APT_TIMEOUT_S = 600
+START_TIMEOUT_S = 60
+# Jobs in these states are over (squeue stops listing a job shortly after it ends).
+FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                   "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+
+
+class SlurmUnavailable(RuntimeError):
+    """SLURM is not installed and could not be installed here."""
+
+
+def _run_apt(args: Sequence[str]) -> None:
+    # No standard input and no prompts: CI runs this as root on a fresh machine, unattended.
+    command = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120", *args]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=APT_TIMEOUT_S, check=True)
+    except subprocess.TimeoutExpired:
+        raise SlurmUnavailable(f"`{' '.join(command)}` did not finish in {APT_TIMEOUT_S} s") from None
+    except subprocess.CalledProcessError as error:
+        last_line = (error.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SlurmUnavailable(f"`{' '.join(command)}` failed: {last_line}") from None
+
+
+def ensure_slurm_installed() -> None:
+    """Install Debian's SLURM and munge when a binary is missing; raise SlurmUnavailable if impossible."""
+    missing = [name for name in BINARIES if shutil.which(name) is None]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        raise SlurmUnavailable(f"SLURM is not installed (no {', '.join(missing)}) and there is no apt-get")
+    if os.geteuid() != 0:
+        raise SlurmUnavailable(f"SLURM is not installed (no {', '.join(missing)}) and installing it needs root")
+    _run_apt(["update"])
+    _run_apt(["install", "-y", "--no-install-recommends", *PACKAGES])
+    still_missing = [name for name in BINARIES if shutil.which(name) is None]
+    if still_missing:
+        raise SlurmUnavailable(f"apt-get installed {' '.join(PACKAGES)} but {', '.join(still_missing)} is missing")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _memory_mb() -> int:
+    meminfo = Path("/proc/meminfo").read_text()
+    return int(re.search(r"MemTotal:\s+(\d+) kB", meminfo).group(1)) // 1024
+
+
+@dataclass
+class SlurmCluster:
+    """A running cluster; commands see it through ``SLURM_CONF`` in ``env``."""
+
+    root: Path
+    nodes: list[str]
+    pid_files: list[Path] = field(default_factory=list)
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "slurm.conf"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def command(self, *args: str, timeout: float = 30) -> str:
+        """Run a SLURM client command against this cluster and return its standard output."""
+        result = subprocess.run(args, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"`{' '.join(args)}` exited {result.returncode}: {result.stderr.strip()}")
+        return result.stdout
+
+    def node_states(self) -> dict[str, str]:
+        lines = self.command("sinfo", "-h", "-N", "-o", "%N %t").split()
+        return dict(zip(lines[0::2], lines[1::2]))
+
+    def node_address(self, node: str) -> str:
+        # Emulated node names do not resolve; jobs must reach each other through NodeAddr.
+        return re.search(r"NodeAddr=(\S+)", self.command("scontrol", "show", "node", node)).group(1)
+
+    def sbatch(self, script: Path, options: Sequence[str] = (), args: Sequence[str] = (),
+               env: Mapping[str, str] | None = None) -> int:
+        """Submit ``script`` with sbatch ``options`` and script ``args``; return the job id."""
+        result = subprocess.run(["sbatch", "--parsable", *options, str(script), *args],
+                                env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError(f"sbatch {script} exited {result.returncode}: {result.stderr.strip()}")
+        return int(result.stdout.strip().split(";")[0])
+
+    def job_state(self, job_id: int) -> str:
+        return self.command("squeue", "-h", "-j", str(job_id), "-t", "all", "-o", "%T").strip()
+
+    def wait(self, job_id: int, timeout: float) -> str:
+        """Poll until the job is over and return its final state (``sbatch --wait`` polls too slowly)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.job_state(job_id)
+            if state in FINISHED_STATES:
+                return state
+            time.sleep(1)
+        subprocess.run(["scancel", str(job_id)], env=self.env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+        raise TimeoutError(f"SLURM job {job_id} still {self.job_state(job_id)!r} after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the daemons this cluster started (by their PID files) and remove its directory."""
+        for pid_file in reversed(self.pid_files):
+            if pid_file.exists():
+                try:
+                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+                except (ProcessLookupError, ValueError):
+                    pass
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid_file) for pid_file in self.pid_files):
+            time.sleep(0.2)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+def _start_munged(root: Path) -> Path:
+    """A private munged: its own key and socket under ``root``; munged refuses to run as root."""
+    munge = pwd.getpwnam("munge")
+    directory = root / "munge"
+    directory.mkdir(mode=0o755)
+    os.chown(directory, munge.pw_uid, munge.pw_gid)
+    key = directory / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    os.chown(key, munge.pw_uid, munge.pw_gid)
+    key.chmod(0o400)
+    pid_file = directory / "munged.pid"
+    subprocess.run(["runuser", "-u", "munge", "--", "munged", f"--key-file={key}",
+                    f"--socket={directory / 'munge.socket'}", f"--pid-file={pid_file}",
+                    f"--log-file={directory / 'munged.log'}", f"--seed-file={directory / 'munged.seed'}"],
+                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=True)
+    return pid_file
+
+
+def _write_conf(root: Path, nodes: Sequence[str], cpus: int) -> None:
+    node_lines = [f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={_free_port()} "
+                  f"CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 "
+                  f"RealMemory={_memory_mb() // (2 * len(nodes))}" for node in nodes]
+    (root / "slurm.conf").write_text("\n".join([
+        f"ClusterName=qwentest{os.getpid()}",
+        "SlurmctldHost=localhost(127.0.0.1)",
+        f"SlurmctldPort={_free_port()}",
+        "SlurmUser=root",
+        "AuthType=auth/munge",
+        "CredType=cred/munge",
+        f"AuthInfo=socket={root / 'munge' / 'munge.socket'}",
+        "MpiDefault=none",
+        "MailProg=/bin/true",
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        "JobAcctGatherType=jobacct_gather/none",
+        "AccountingStorageType=accounting_storage/none",
+        "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_Core",
+        # Trust the declared CPUs and memory, so a node never goes `inval` on a differently built host.
+        "SlurmdParameters=config_overrides",
+        "ReturnToService=2",
+        # Without it an impossible request pends forever instead of being refused at submission.
+        "EnforcePartLimits=ALL",
+        f"StateSaveLocation={root / 'state'}",
+        f"SlurmdSpoolDir={root / 'spool' / '%n'}",
+        f"SlurmctldPidFile={root / 'slurmctld.pid'}",
+        f"SlurmdPidFile={root / 'slurmd-%n.pid'}",
+        f"SlurmctldLogFile={root / 'slurmctld.log'}",
+        f"SlurmdLogFile={root / 'slurmd-%n.log'}",
+        *node_lines,
+        "PartitionName=test Nodes=ALL Default=YES MaxTime=30 State=UP",
+        "",
+    ]))
+
+
+def start_cluster(nodes: Sequence[str] = ("node1", "node2")) -> SlurmCluster:
+    """Start munged, slurmctld and one slurmd per node; return once every node is idle."""
+    ensure_slurm_installed()
+    # Not pytest's tmp_path: munged needs every directory above its socket to be world-executable.
+    root = Path(tempfile.mkdtemp(prefix="qwen-slurm-"))
+    root.chmod(0o755)
+    (root / "state").mkdir()
+    (root / "spool").mkdir()
+    cluster = SlurmCluster(root=root, nodes=list(nodes))
+    try:
+        cluster.pid_files.append(_start_munged(root))
+        _write_conf(root, nodes, cpus=os.cpu_count() or 1)
+        _start_daemon(cluster, ["slurmctld", "-c", "-f", str(cluster.conf)], "slurmctld")
+        for node in nodes:
+            _start_daemon(cluster, ["slurmd", "-f", str(cluster.conf), "-N", node], f"slurmd-{node}")
+        _wait_until_idle(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _start_daemon(cluster: SlurmCluster, command: list[str], name: str) -> None:
+    """Start a daemonizing SLURM daemon whose PID file and log are ``root/<name>.pid|.log``."""
+    cluster.pid_files.append(cluster.root / f"{name}.pid")
+    result = subprocess.run(command, env=cluster.env, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=30)
+    if result.returncode != 0:
+        log = cluster.root / f"{name}.log"
+        details = result.stderr.strip() or (log.read_text().strip() if log.exists() else "no log")
+        raise RuntimeError(f"{name} did not start: {details.splitlines()[-1]}")
+
+
+def _wait_until_idle(cluster: SlurmCluster) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            states = cluster.node_states()
+        except RuntimeError:  # slurmctld not answering yet
+            states = {}
+        if states and all(states.get(node) == "idle" for node in cluster.nodes):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"SLURM nodes not idle after {START_TIMEOUT_S} s: {states or 'no answer from slurmctld'}")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A two-node cluster for the whole session; skips (with the reason) when SLURM is unavailable."""
+    try:
+        cluster = start_cluster()
+    except SlurmUnavailable as reason:
+        pytest.skip(f"SLURM unavailable: {reason}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
