@@ -1,0 +1,1 @@
+"""``qwen-data dedup``: exact and MinHash/LSH deduplication, built on ``tools.stage``."""

@@ -1,0 +1,66 @@
+"""``qwen-data dedup``: exact (normalized 128-bit hash) or MinHash/LSH fuzzy deduplication."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tools.dedup.exact import ExactDedup, Normalization
+from tools.dedup.keep import KEEP_POLICIES, KeepPolicy
+from tools.dedup.minhash import MinHashDedup, MinHashSettings
+from tools.stage import InputError, run_corpus_stage
+from tools.stage.cli import (add_sharding_arguments, add_stage_arguments, run_reporting_errors, shard_selection,
+                             stage_config)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_stage_arguments(parser)
+    add_sharding_arguments(parser)
+    parser.add_argument("--method", choices=("exact", "minhash"), required=True)
+    parser.add_argument("--keep", choices=KEEP_POLICIES, default="first-seen",
+                        help="which copy survives: first-seen (order of --input, then file, then line) or "
+                             "source-priority (see --source-priority); default first-seen")
+    parser.add_argument("--source-priority", nargs="+", default=[], metavar="GLOB",
+                        help="with --keep source-priority: file globs, earlier ones win")
+    exact = parser.add_argument_group("--method exact (NFKC, case folding and whitespace always)")
+    exact.add_argument("--fold-punctuation", action="store_true", help="treat punctuation as whitespace")
+    exact.add_argument("--fold-digits", action="store_true", help="treat every digit as 0")
+    fuzzy = parser.add_argument_group("--method minhash")
+    defaults = MinHashSettings()
+    fuzzy.add_argument("--threshold", type=float, default=defaults.threshold,
+                       help=f"Jaccard similarity at which documents are duplicates (default {defaults.threshold})")
+    fuzzy.add_argument("--target-recall", type=float, default=defaults.target_recall,
+                       help="candidate probability wanted at --threshold; picks bands x rows "
+                            f"(default {defaults.target_recall})")
+    fuzzy.add_argument("--num-perm", type=int, default=defaults.num_perm, help=f"default {defaults.num_perm}")
+    fuzzy.add_argument("--seed", type=int, default=defaults.seed, help=f"default {defaults.seed}")
+    fuzzy.add_argument("--ngram", type=int, default=defaults.word_ngram, help="word n-gram shingles (default 5)")
+    fuzzy.add_argument("--cjk-ngram", type=int, default=defaults.char_ngram,
+                       help="character n-gram shingles for CJK text (default 5)")
+    fuzzy.add_argument("--max-cluster", type=int, default=defaults.max_cluster,
+                       help=f"report clusters larger than this (default {defaults.max_cluster})")
+
+
+def _stage(args: argparse.Namespace) -> ExactDedup | MinHashDedup:
+    keep = KeepPolicy(args.keep, tuple(args.source_priority))
+    if args.method == "exact":
+        return ExactDedup(Normalization(args.fold_punctuation, args.fold_digits), keep)
+    if not 0.0 < args.threshold <= 1.0 or not 0.0 < args.target_recall <= 1.0:
+        raise InputError("--threshold and --target-recall must be in (0, 1]")
+    if args.num_perm < 2 or args.ngram < 1 or args.cjk_ngram < 1:
+        raise InputError("--num-perm must be >= 2, --ngram and --cjk-ngram >= 1")
+    settings = MinHashSettings(threshold=args.threshold, target_recall=args.target_recall, num_perm=args.num_perm,
+                               seed=args.seed, word_ngram=args.ngram, char_ngram=args.cjk_ngram,
+                               max_cluster=args.max_cluster)
+    return MinHashDedup(settings, keep)
+
+
+def _run(args: argparse.Namespace) -> None:
+    stage = _stage(args)
+    if isinstance(stage, MinHashDedup):
+        print(stage.banding.curve(), file=sys.stderr)
+    run_corpus_stage(stage, stage_config(args), args.phase, shard_selection(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_reporting_errors("qwen-data dedup", lambda: _run(args))
