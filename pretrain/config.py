@@ -1,0 +1,223 @@
+"""Typed run configuration: dataclasses, YAML loading, ``key.sub=value`` overrides.
+
+The YAML file mirrors :class:`RunConfig`; a key that is not a field is an error naming the file and
+the key. Overrides given on the command line are applied after the file, in order. Model sizes
+left unset are filled from ``model.preset``. Validation lives in :mod:`pretrain.validation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from pretrain.model.presets import PRESETS
+
+
+class ConfigError(ValueError):
+    """One or more configuration problems, one per line."""
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "qwen-tiny"
+    num_layers: Optional[int] = None
+    hidden_size: Optional[int] = None
+    num_attention_heads: Optional[int] = None
+    ffn_hidden_size: Optional[int] = None  # per SwiGLU branch (HF intermediate_size / 2)
+    seq_length: Optional[int] = None
+    vocab_size: int = 151_851  # Qwen: 151,643 BPE tokens + 208 special tokens
+    make_vocab_size_divisible_by: int = 128  # times TP; 151,936 rows at TP=1, as Qwen ships
+    rotary_base: float = 10_000.0
+    norm_epsilon: float = 1e-6
+    init_method_std: float = 0.02
+    hidden_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    attention_backend: str = "auto"  # auto | flash | sdpa | unfused
+    kernels: str = "auto"  # auto | fused | torch
+
+
+@dataclass
+class ParallelConfig:
+    tp: int = 1
+    pp: int = 1
+    zero_stage: int = 0
+    sequence_parallel: bool = False
+    offload_optimizer: bool = False
+    recompute: str = "none"  # none | selective | full
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1  # cosine decays to this fraction of the peak
+    warmup_steps: int = 10
+    decay_steps: Optional[int] = None  # default: training.train_steps
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    clip_grad: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    prefixes: list = field(default_factory=list)  # megatron .bin/.idx prefixes
+    weights: Optional[list] = None  # blend weights, one per prefix (Qwen up-samples sources)
+    embedded_corpus: bool = False  # build a corpus from the Python standard library when no prefixes
+    split: str = "98,2,0"
+    cache_dir: Optional[str] = None  # GPTDataset index cache; default <logging.dir>/data_cache
+
+
+@dataclass
+class TrainingConfig:
+    micro_batch_size: int = 4
+    global_batch_size: int = 8
+    train_steps: int = 100
+    precision: str = "fp32"  # fp32 | bf16
+    seed: int = 1234
+    log_interval: int = 10
+    eval_interval: int = 50
+    eval_iters: int = 4
+
+
+@dataclass
+class CheckpointConfig:
+    dir: Optional[str] = None
+    save_interval: Optional[int] = None
+    keep_last: Optional[int] = None
+    resume: bool = True  # resume from dir's latest complete checkpoint when there is one
+
+
+@dataclass
+class LoggingConfig:
+    dir: str = "runs/default"
+    tensorboard: bool = True
+    peak_tflops: Optional[float] = None  # per device, for MFU; default: known GPUs, measured on CPU
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, annotation: Any, where: str, source: str) -> Any:
+    """Accept YAML scalars for typed fields (ints for floats, numeric strings like '3e-4')."""
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+    base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation) if optional else annotation
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {where} must not be empty")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if base in (int, float):
+            if isinstance(value, bool):
+                raise TypeError
+            coerced = base(float(value)) if base is int and float(value).is_integer() else base(value)
+            return coerced
+        if base is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if base is list:
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            return list(value)
+    except (TypeError, ValueError):
+        name = getattr(base, "__name__", str(base))
+        raise ConfigError(f"{source}: {where} must be {name}, got {value!r}") from None
+    return value
+
+
+def _build(cls, values: dict, prefix: str, source: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {values!r}")
+    types = _field_types(cls)
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        known = ", ".join(types)
+        raise ConfigError("\n".join(
+            f"{source}: unknown key '{prefix}{key}' (known keys under '{prefix or '.'}': {known})"
+            for key in unknown))
+    kwargs = {}
+    for name, annotation in types.items():
+        if name not in values:
+            continue
+        where = f"{prefix}{name}"
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, values[name] or {}, f"{where}.", source)
+        else:
+            kwargs[name] = _coerce(values[name], annotation, where, source)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: '{key}' is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key.sub=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def fill_from_preset(model: ModelConfig) -> None:
+    if model.preset not in PRESETS:
+        raise ConfigError(f"model.preset: unknown preset {model.preset!r} (known: {', '.join(PRESETS)})")
+    for name, value in dataclasses.asdict(PRESETS[model.preset]).items():
+        if getattr(model, name) is None:
+            setattr(model, name, value)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    tree: dict = {}
+    source = str(path) if path else "<defaults>"
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+        try:
+            tree = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    for override in overrides:
+        key, value = parse_override(override)
+        _set_dotted(tree, key, value)
+    if overrides:
+        source = f"{source} + overrides"
+    config = _build(RunConfig, tree, "", source)
+    fill_from_preset(config.model)
+    return config

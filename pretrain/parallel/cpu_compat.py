@@ -1,0 +1,80 @@
+"""The one place where megatron-core and DeepSpeed are adapted to run on a CPU (gloo).
+
+megatron-core 0.16 assumes CUDA in three places on our path (REFERENCE.md §3):
+1. ``torch.cuda.current_device()`` picks devices for buffers (rotary inverse frequencies, ...);
+2. its RNG tracker (``tensor_parallel.random``) saves and swaps CUDA generator states;
+3. ``pipeline_parallel/schedules.py`` allocates tensors with ``device="cuda"`` literals.
+DeepSpeed picks its accelerator from ``DS_ACCELERATOR`` when it is first imported.
+
+:func:`enable_cpu_execution` handles 1, 2 (megatron's own ``model_parallel_cuda_manual_seed`` then
+seeds CPU generator states) and DeepSpeed; :func:`cuda_literals_on_cpu` handles 3 and
+is entered only around a pipeline schedule, so ordinary ops do not pay for a Python-level dispatch.
+Everything here does nothing when CUDA is available.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+_enabled = False
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def enable_cpu_execution() -> bool:
+    """Patch the CUDA assumptions once; returns True when running on CPU."""
+    global _enabled
+    if cuda_available():
+        return False
+    if _enabled:
+        return True
+    # Must precede the first ``import deepspeed`` anywhere in the process.
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    torch.cuda.current_device = lambda: torch.device("cpu")
+
+    from megatron.core.tensor_parallel import random as megatron_random
+
+    # The tracker forks named generator states for dropout in tensor-parallel regions; on CPU the
+    # default generator plays the role of the current CUDA generator.
+    megatron_random._get_cuda_rng_state = lambda *args, **kwargs: torch.get_rng_state()
+    megatron_random._set_cuda_rng_state = lambda state, *args, **kwargs: torch.set_rng_state(state)
+    megatron_random.CudaRNGStatesTracker.add = _add_cpu_rng_state
+    # Forking *is* a change of the CPU generator here, so megatron's warning about it is noise.
+    logging.getLogger(megatron_random.__name__).setLevel(logging.ERROR)
+    _enabled = True
+    return True
+
+
+def _add_cpu_rng_state(tracker, name: str, seed: int) -> None:
+    if seed in tracker.seeds_:
+        raise Exception(f"seed {seed} already exists")
+    if name in tracker.states_:
+        raise Exception(f"rng state {name} already exists")
+    tracker.seeds_.add(seed)
+    original = torch.get_rng_state()
+    torch.manual_seed(seed)
+    tracker.states_[name] = torch.get_rng_state()
+    torch.set_rng_state(original)
+
+
+class _CudaLiteralsToCpu(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        device = kwargs.get("device")
+        if device is not None and torch.device(device).type == "cuda":
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
+
+
+def cuda_literals_on_cpu():
+    """Context that maps ``device="cuda"`` arguments to the CPU (a no-op with CUDA)."""
+    if cuda_available():
+        return contextlib.nullcontext()
+    return _CudaLiteralsToCpu()

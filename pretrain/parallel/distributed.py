@@ -1,0 +1,112 @@
+"""Process groups: torch.distributed through DeepSpeed, then megatron-core's TP/PP/DP groups.
+
+The launcher is read from the environment: torchrun and the ``deepspeed`` launcher set
+RANK/WORLD_SIZE/LOCAL_RANK; ``srun python ...`` sets SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; with
+neither, the run is a single process on a free local port.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+
+from pretrain.config import ParallelConfig
+from pretrain.parallel.cpu_compat import enable_cpu_execution
+
+
+@dataclass(frozen=True)
+class LaunchEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_launch_env() -> LaunchEnv:
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return LaunchEnv(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)))
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and int(env["SLURM_NTASKS"]) > 1:
+        return LaunchEnv(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)))
+    return LaunchEnv(0, 1, 0)
+
+
+def world_size_from_env() -> int:
+    return read_launch_env().world_size
+
+
+def initialize_distributed(parallel: ParallelConfig, seed: int) -> LaunchEnv:
+    """Join the process group and build megatron-core's parallel groups (idempotent)."""
+    on_cpu = enable_cpu_execution()
+    launch = read_launch_env()
+    os.environ.update(RANK=str(launch.rank), WORLD_SIZE=str(launch.world_size), LOCAL_RANK=str(launch.local_rank))
+    if launch.world_size == 1:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    elif "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+        raise RuntimeError("MASTER_ADDR and MASTER_PORT must be set for a multi-process run "
+                           "(torchrun sets them; see examples/slurm/ for SLURM)")
+    if not on_cpu:
+        torch.cuda.set_device(launch.local_rank)
+
+    import deepspeed
+    from megatron.core import parallel_state
+    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
+
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="gloo" if on_cpu else "nccl", auto_mpi_discovery=False,
+                                   verbose=False)
+    if not parallel_state.model_parallel_is_initialized():
+        parallel_state.initialize_model_parallel(
+            tensor_model_parallel_size=parallel.tp, pipeline_model_parallel_size=parallel.pp)
+    torch.manual_seed(seed)
+    model_parallel_cuda_manual_seed(seed)
+    return launch
+
+
+def destroy_distributed() -> None:
+    from megatron.core import parallel_state
+
+    if parallel_state.model_parallel_is_initialized():
+        parallel_state.destroy_model_parallel()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+class MegatronMpu:
+    """What DeepSpeed asks of an ``mpu``, answered from megatron-core's groups.
+
+    DeepSpeed's "model parallel" is megatron's tensor-parallel group: parameters replicated across
+    it are counted once in the gradient norm and ZeRO partitions over the data-parallel group.
+    """
+
+    def __init__(self):
+        from megatron.core import parallel_state
+
+        self._state = parallel_state
+
+    def get_model_parallel_rank(self):
+        return self._state.get_tensor_model_parallel_rank()
+
+    def get_model_parallel_world_size(self):
+        return self._state.get_tensor_model_parallel_world_size()
+
+    def get_model_parallel_group(self):
+        return self._state.get_tensor_model_parallel_group()
+
+    def get_data_parallel_rank(self):
+        return self._state.get_data_parallel_rank()
+
+    def get_data_parallel_world_size(self):
+        return self._state.get_data_parallel_world_size()
+
+    def get_data_parallel_group(self):
+        return self._state.get_data_parallel_group()

@@ -1,0 +1,111 @@
+"""Start-up validation: every problem of a run configuration, one actionable line each.
+
+Runs before any process group exists, so a bad layout fails fast on every rank alike.
+"""
+
+from __future__ import annotations
+
+from pretrain.config import ConfigError, RunConfig
+from pretrain.data.indexed_check import DatasetFileError, verify_indexed_dataset
+from pretrain.model.vocab import padded_vocab_size
+
+
+def _model_problems(config: RunConfig) -> list[str]:
+    model, parallel = config.model, config.parallel
+    problems = []
+    if model.hidden_size % model.num_attention_heads:
+        problems.append(f"model.hidden_size {model.hidden_size} is not divisible by "
+                        f"model.num_attention_heads {model.num_attention_heads}")
+    for name, value in (("model.num_attention_heads", model.num_attention_heads),
+                        ("model.ffn_hidden_size", model.ffn_hidden_size),
+                        ("padded vocabulary", padded_vocab_size(model, parallel.tp))):
+        if value % parallel.tp:
+            problems.append(f"parallel.tp {parallel.tp} does not divide {name} ({value})")
+    if model.num_layers % parallel.pp:
+        problems.append(f"parallel.pp {parallel.pp} does not divide model.num_layers ({model.num_layers})")
+    choices = {"model.attention_backend": (model.attention_backend, ("auto", "flash", "sdpa", "unfused")),
+               "model.kernels": (model.kernels, ("auto", "fused", "torch")),
+               "parallel.recompute": (parallel.recompute, ("none", "selective", "full")),
+               "training.precision": (config.training.precision, ("fp32", "bf16"))}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            problems.append(f"{name} is {value!r}; choose one of {', '.join(allowed)}")
+    return problems
+
+
+def _layout_problems(config: RunConfig, world_size: int) -> list[str]:
+    parallel, training = config.parallel, config.training
+    problems = []
+    if parallel.zero_stage not in (0, 1, 2, 3):
+        problems.append(f"parallel.zero_stage is {parallel.zero_stage}; choose 0, 1, 2 or 3")
+    if parallel.pp > 1 and parallel.zero_stage >= 2:
+        problems.append(f"parallel.zero_stage {parallel.zero_stage} with parallel.pp {parallel.pp}: DeepSpeed's "
+                        "ZeRO-2/3 partition gradients, which pipeline parallelism cannot use; "
+                        "use zero_stage <= 1 with pp > 1, or pp 1")
+    if parallel.offload_optimizer and parallel.zero_stage == 0:
+        problems.append("parallel.offload_optimizer needs parallel.zero_stage >= 1")
+    if parallel.sequence_parallel and parallel.tp == 1:
+        problems.append("parallel.sequence_parallel needs parallel.tp > 1")
+    model_parallel = parallel.tp * parallel.pp
+    if world_size % model_parallel:
+        problems.append(f"world size {world_size} is not a multiple of parallel.tp x parallel.pp "
+                        f"= {parallel.tp} x {parallel.pp} = {model_parallel}")
+        return problems
+    dp = world_size // model_parallel
+    per_step = training.micro_batch_size * dp
+    if training.global_batch_size % per_step:
+        problems.append(f"training.global_batch_size {training.global_batch_size} is not a multiple of "
+                        f"training.micro_batch_size x data-parallel size = {training.micro_batch_size} x {dp} "
+                        f"= {per_step}")
+    return problems
+
+
+def _training_problems(config: RunConfig) -> list[str]:
+    training, optimizer = config.training, config.optimizer
+    problems = []
+    for name, value in (("training.micro_batch_size", training.micro_batch_size),
+                        ("training.global_batch_size", training.global_batch_size),
+                        ("training.train_steps", training.train_steps),
+                        ("training.log_interval", training.log_interval),
+                        ("training.eval_interval", training.eval_interval),
+                        ("model.seq_length", config.model.seq_length)):
+        if value <= 0:
+            problems.append(f"{name} must be positive, got {value}")
+    if optimizer.warmup_steps < 0 or optimizer.warmup_steps > training.train_steps:
+        problems.append(f"optimizer.warmup_steps {optimizer.warmup_steps} must be between 0 and "
+                        f"training.train_steps ({training.train_steps})")
+    if config.checkpoint.save_interval is not None and config.checkpoint.dir is None:
+        problems.append("checkpoint.save_interval is set but checkpoint.dir is not")
+    if config.checkpoint.keep_last is not None and config.checkpoint.keep_last < 1:
+        problems.append(f"checkpoint.keep_last must be at least 1, got {config.checkpoint.keep_last}")
+    return problems
+
+
+def _data_problems(config: RunConfig) -> list[str]:
+    data = config.data
+    if not data.prefixes:
+        return [] if data.embedded_corpus else [
+            "data.prefixes is empty: give megatron .bin/.idx prefixes (qwen-data tokenize writes them) "
+            "or set data.embedded_corpus: true"]
+    problems = []
+    if data.weights is not None and len(data.weights) != len(data.prefixes):
+        problems.append(f"data.weights has {len(data.weights)} entries for {len(data.prefixes)} data.prefixes")
+    elif data.weights is not None and any(not isinstance(w, (int, float)) or w <= 0 for w in data.weights):
+        problems.append(f"data.weights must be positive numbers, got {data.weights}")
+    for prefix in data.prefixes:
+        try:
+            verify_indexed_dataset(str(prefix))
+        except DatasetFileError as error:
+            problems.append(f"data.prefixes: {error}")
+    split = data.split.split(",")
+    if len(split) != 3 or not all(part.strip().replace(".", "", 1).isdigit() for part in split):
+        problems.append(f"data.split {data.split!r} must be three comma-separated numbers (train,valid,test)")
+    return problems
+
+
+def validate(config: RunConfig, world_size: int) -> None:
+    """Raise :class:`ConfigError` listing every problem, one per line."""
+    problems = (_model_problems(config) + _layout_problems(config, world_size)
+                + _training_problems(config) + _data_problems(config))
+    if problems:
+        raise ConfigError("\n".join(problems))
