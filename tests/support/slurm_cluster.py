@@ -70,7 +70,7 @@ def ensure_slurm_installed() -> None:
         raise SlurmUnavailable(f"apt-get installed {' '.join(PACKAGES)} but {', '.join(still_missing)} is missing")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -97,10 +97,10 @@ class SlurmCluster:
     def env(self) -> dict[str, str]:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
-    def command(self, *args: str, timeout: float = 30) -> str:
+    def command(self, *args: str, env: Mapping[str, str] | None = None) -> str:
         """Run a SLURM client command against this cluster and return its standard output."""
-        result = subprocess.run(args, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(args, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise RuntimeError(f"`{' '.join(args)}` exited {result.returncode}: {result.stderr.strip()}")
         return result.stdout
@@ -109,19 +109,10 @@ class SlurmCluster:
         lines = self.command("sinfo", "-h", "-N", "-o", "%N %t").split()
         return dict(zip(lines[0::2], lines[1::2]))
 
-    def node_address(self, node: str) -> str:
-        # Emulated node names do not resolve; jobs must reach each other through NodeAddr.
-        return re.search(r"NodeAddr=(\S+)", self.command("scontrol", "show", "node", node)).group(1)
-
     def sbatch(self, script: Path, options: Sequence[str] = (), args: Sequence[str] = (),
                env: Mapping[str, str] | None = None) -> int:
-        """Submit ``script`` with sbatch ``options`` and script ``args``; return the job id."""
-        result = subprocess.run(["sbatch", "--parsable", *options, str(script), *args],
-                                env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, timeout=30)
-        if result.returncode != 0:
-            raise RuntimeError(f"sbatch {script} exited {result.returncode}: {result.stderr.strip()}")
-        return int(result.stdout.strip().split(";")[0])
+        """Submit ``script`` with sbatch ``options``, script ``args`` and extra ``env``; return the job id."""
+        return int(self.command("sbatch", "--parsable", *options, str(script), *args, env=env).split(";")[0])
 
     def job_state(self, job_id: int) -> str:
         return self.command("squeue", "-h", "-j", str(job_id), "-t", "all", "-o", "%T").strip()
@@ -134,30 +125,35 @@ class SlurmCluster:
             if state in FINISHED_STATES:
                 return state
             time.sleep(1)
-        subprocess.run(["scancel", str(job_id)], env=self.env, stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=30)
+        self.command("scancel", str(job_id))
         raise TimeoutError(f"SLURM job {job_id} still {self.job_state(job_id)!r} after {timeout:.0f} s")
 
     def stop(self) -> None:
         """Stop the daemons this cluster started (by their PID files) and remove its directory."""
-        for pid_file in reversed(self.pid_files):
-            if pid_file.exists():
-                try:
-                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
+        pids = [_pid(pid_file) for pid_file in reversed(self.pid_files)]
+        for pid in pids:
+            if process_running(pid):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(pid_file) for pid_file in self.pid_files):
+        while time.monotonic() < deadline and any(map(process_running, pids)):
             time.sleep(0.2)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _alive(pid_file: Path) -> bool:
+def _pid(pid_file: Path) -> int | None:
     try:
-        os.kill(int(pid_file.read_text().split()[0]), 0)
-    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def process_running(pid: int | None) -> bool:
+    """True while ``pid`` exists and is not a zombie (an ended daemon waits to be reaped by init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
         return False
-    return True
+    return state != "Z"
 
 
 def _start_munged(root: Path) -> Path:
@@ -179,13 +175,13 @@ def _start_munged(root: Path) -> Path:
 
 
 def _write_conf(root: Path, nodes: Sequence[str], cpus: int) -> None:
-    node_lines = [f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={_free_port()} "
+    node_lines = [f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} "
                   f"CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 "
                   f"RealMemory={_memory_mb() // (2 * len(nodes))}" for node in nodes]
     (root / "slurm.conf").write_text("\n".join([
         f"ClusterName=qwentest{os.getpid()}",
         "SlurmctldHost=localhost(127.0.0.1)",
-        f"SlurmctldPort={_free_port()}",
+        f"SlurmctldPort={free_port()}",
         "SlurmUser=root",
         "AuthType=auth/munge",
         "CredType=cred/munge",
@@ -218,6 +214,8 @@ def _write_conf(root: Path, nodes: Sequence[str], cpus: int) -> None:
 def start_cluster(nodes: Sequence[str] = ("node1", "node2")) -> SlurmCluster:
     """Start munged, slurmctld and one slurmd per node; return once every node is idle."""
     ensure_slurm_installed()
+    if os.geteuid() != 0:
+        raise SlurmUnavailable("munged and the SLURM daemons of a test cluster must be started as root")
     # Not pytest's tmp_path: munged needs every directory above its socket to be world-executable.
     root = Path(tempfile.mkdtemp(prefix="qwen-slurm-"))
     root.chmod(0o755)
