@@ -41,8 +41,10 @@ class SlurmUnavailable(RuntimeError):
 
 
 def _run_apt(args: Sequence[str]) -> None:
-    # No standard input and no prompts: CI runs this as root on a fresh machine, unattended.
-    command = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120", *args]
+    # No standard input and no prompts: CI runs this as root on a fresh machine, unattended. Short
+    # network timeouts, so a machine without a route to the mirror gives up in seconds, not minutes.
+    command = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120", "-o", "Acquire::http::Timeout=30",
+               "-o", "Acquire::Retries=1", *args]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
