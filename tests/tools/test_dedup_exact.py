@@ -17,12 +17,17 @@ def write(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def dedup(inputs, out: Path, stage: ExactDedup = ExactDedup(), workers: int = 1) -> StageOutput:
+def run_dedup(inputs, out: Path, stage, workers: int = 1) -> StageOutput:
+    """Run a dedup stage and check that every input record is accounted for."""
     run_corpus_stage(stage, StageConfig(tuple(map(str, inputs)), out, workers=workers, progress=False))
     result = StageOutput.load(out)
     counts = result.manifest["counts"]
     assert counts["in"] == counts["kept"] + counts["removed"] + counts["rejected"]
     return result
+
+
+def dedup(inputs, out: Path, stage: ExactDedup = ExactDedup(), workers: int = 1) -> StageOutput:
+    return run_dedup(inputs, out, stage, workers)
 
 
 def test_normalization_folds_unicode_case_and_whitespace_and_optionally_punctuation_and_digits():

@@ -21,25 +21,16 @@ from tools.dedup.labelled import build_labelled_set, score
 from tools.dedup.lsh import Banding, candidate_probability
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.dedup.shingles import Signer, shingle_hashes
-from tools.stage import StageConfig, run_corpus_stage
 from tools.stage.output import StageOutput
+
+from tests.tools.test_dedup_exact import run_dedup, write
 
 QWEN_DATA = str(Path(sys.executable).parent / "qwen-data")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
 def dedup(inputs, out: Path, stage: MinHashDedup = MinHashDedup(), workers: int = 1) -> StageOutput:
-    run_corpus_stage(stage, StageConfig(tuple(map(str, inputs)), out, workers=workers, progress=False))
-    result = StageOutput.load(out)
-    counts = result.manifest["counts"]
-    assert counts["in"] == counts["kept"] + counts["removed"] + counts["rejected"]
-    return result
+    return run_dedup(inputs, out, stage, workers)
 
 
 def edited(words: list[str], rate: float, rng: random.Random) -> str:
