@@ -1,0 +1,1 @@
+"""``qwen-data clean``: HTML extraction, Unicode normalization, language id, quality rules."""
