@@ -40,6 +40,8 @@ _POSITION_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D0
 def is_cjk(text: str) -> bool:
     """True when CJK characters make up over 30% of the non-space characters (sampled)."""
     sample = text[:_CJK_SAMPLE_CHARS]
+    if sample.isascii():
+        return False
     letters = len(sample) - sample.count(" ") - sample.count("\n")
     return letters > 0 and len(_CJK.findall(sample)) / letters > 0.3
 

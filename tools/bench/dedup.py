@@ -1,0 +1,97 @@
+"""``qwen-bench dedup``: MinHash dedup quality on the labelled set, and signature throughput per
+core against datasketch used the plain way, side by side in one run.
+
+Signature throughput (one process, shingling included in every column):
+- plain: one ``MinHash`` per document, default hash (SHA-1), ``update`` per word 5-gram string;
+- plain batch: the same, but one ``update_batch`` per document;
+- ours: ``tools.dedup.shingles.Signer`` (numpy shingle hashes fed to datasketch in one batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from datasketch import MinHash
+
+from tools.dedup.labelled import build_labelled_set, score
+from tools.dedup.minhash import MinHashDedup, MinHashSettings
+from tools.dedup.shingles import Signer, word_hashes
+from tools.stage import StageConfig, run_corpus_stage
+from tools.stage.output import StageOutput
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--originals", type=int, default=3000, help="original documents in the labelled set")
+    parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--num-perm", type=int, default=128)
+    parser.add_argument("--plain-docs", type=int, default=300,
+                        help="documents timed with plain datasketch (it is slow; default 300)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers of the end-to-end run")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the labelled set")
+
+
+def _word_5grams(text: str) -> list[bytes]:
+    words = text.lower().split()
+    return [" ".join(words[i:i + 5]).encode("utf-8") for i in range(max(len(words) - 4, 1))]
+
+
+def _plain(text: str, num_perm: int) -> None:
+    sketch = MinHash(num_perm=num_perm)
+    for shingle in _word_5grams(text):
+        sketch.update(shingle)
+
+
+def _plain_batch(text: str, num_perm: int) -> None:
+    MinHash(num_perm=num_perm).update_batch(_word_5grams(text))
+
+
+def _docs_per_second(function: Callable[[str], object], texts: list[str]) -> tuple[float, float]:
+    started = time.perf_counter()
+    for text in texts:
+        function(text)
+    elapsed = time.perf_counter() - started
+    return len(texts) / elapsed, sum(len(t.encode()) for t in texts) / elapsed / 1e6
+
+
+def run(args: argparse.Namespace) -> int:
+    labelled = build_labelled_set(originals=args.originals, seed=args.seed)
+    texts = [doc["text"] for doc in labelled.documents]
+    mean_shingles = sum(max(len(word_hashes(t)) - 4, 1) for t in texts) / len(texts)
+    signer = Signer(num_perm=args.num_perm)
+    plain_texts = texts[:args.plain_docs]
+    rows = [("datasketch plain (update per shingle, SHA-1)", *_docs_per_second(lambda t: _plain(t, args.num_perm), plain_texts)),
+            ("datasketch update_batch per document (SHA-1)",
+             *_docs_per_second(lambda t: _plain_batch(t, args.num_perm), plain_texts)),
+            ("qwen-data dedup Signer (numpy shingles -> datasketch)", *_docs_per_second(signer.minhash, texts))]
+    with tempfile.TemporaryDirectory(prefix="qwen-bench-dedup-") as tmp:
+        data = Path(tmp) / "labelled.jsonl"
+        labelled.write(data)
+        config = StageConfig((str(data),), Path(tmp) / "out", workers=args.workers, progress=False)
+        stage = MinHashDedup(MinHashSettings(threshold=args.threshold, num_perm=args.num_perm))
+        started = time.perf_counter()
+        run_corpus_stage(stage, config)
+        elapsed = time.perf_counter() - started
+        result = StageOutput.load(config.output)
+    quality = score(labelled, {r["id"]: r["details"]["partner_id"] for r in result.removed})
+    baseline = rows[0][1]
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"labelled set: {len(texts)} documents, {mean_shingles:.0f} shingles/document, num_perm {args.num_perm}")
+    print("\n| signatures, one core | docs/s | MB/s | vs plain |\n|---|---|---|---|")
+    for name, docs, megabytes in rows:
+        print(f"| {name} | {docs:,.0f} | {megabytes:.2f} | {docs / baseline:.1f}x |")
+    lsh = result.manifest["lsh"]
+    print(f"\n| quality at threshold {args.threshold} ({lsh['bands']} bands x {lsh['rows']} rows) | value |\n|---|---|")
+    print(f"| recall (documents with an earlier partner of Jaccard >= 0.85 that were removed) | {quality.recall:.4f} "
+          f"({quality.should_remove} documents) |")
+    print(f"| precision (removed documents whose kept partner has Jaccard >= 0.7) | {quality.precision:.4f} "
+          f"({quality.removed} removed) |")
+    print(f"| end-to-end dedup, {args.workers} workers | {len(texts) / elapsed:,.0f} docs/s ({elapsed:.1f} s) |")
+    print(f"| candidate pairs / verified pairs / largest cluster | {result.manifest['candidate_pairs']} / "
+          f"{result.manifest['verified_pairs']} / {result.manifest['largest_cluster']} |")
+    return 0
