@@ -24,6 +24,8 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 NUM_EXTRA_TOKENS = 205
 NUM_BPE_TOKENS = 151_643
+# Special tokens follow the BPE ranks, <|endoftext|> first.
+EOD_ID = NUM_BPE_TOKENS
 # Qwen pads its embedding table to 151,936 rows (a multiple of 128).
 PADDED_VOCAB_SIZE = 151_936
 
@@ -76,6 +78,8 @@ class QwenTokenizer:
         return self.encoding.encode_ordinary(text)
 
     def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        if num_threads <= 1:  # tiktoken's batch call would still hand every text to a thread pool
+            return [self.encoding.encode_ordinary(text) for text in texts]
         return self.encoding.encode_ordinary_batch(texts, num_threads=num_threads)
 
     def decode(self, ids) -> str:
@@ -122,6 +126,7 @@ def get_tokenizer(vocab_file: str | None = None) -> QwenTokenizer:
     return QwenTokenizer(vocab_file)
 
 
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(tokenizer_file: str | None = None, tokenizer_json: str | None = None,
                    eod_token: str = ENDOFTEXT) -> Tokenizer:
     """The Qwen tokenizer (optionally from ``tokenizer_file``), or a Hugging Face ``tokenizer_json``."""

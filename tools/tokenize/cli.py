@@ -1,0 +1,77 @@
+"""``qwen-data tokenize``: JSONL/Parquet text -> one megatron-core indexed dataset (.bin/.idx).
+
+Each input file (shard) is tokenized into its own dataset under ``.work/shards/`` (resumable:
+finished shards are skipped on rerun); the shards are then merged in input order with
+megatron-core's ``add_index`` into ``OUTPUT/NAME.bin/.idx``, reopened, and checked against the
+counted documents and tokens before ``manifest.json`` declares the run done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.stage.manifest import format_summary, total_counts, write_manifest
+from tools.stage.reader import InputError
+from tools.stage.runner import Markers, StageConfig, claim_output, list_shards, run_shards
+from tools.stage.stages import MARKERS_DIR
+from tools.tokenize.indexed import merge_datasets, token_dtype
+from tools.tokenize.shard import TokenizerSpec, TokenizeTask, shard_prefix
+from tools.tokenizer import ENDOFTEXT
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_stage_arguments(parser)
+    group = parser.add_argument_group("tokenization")
+    group.add_argument("--dataset-name", default="text_document",
+                       help="the dataset is written to OUTPUT/NAME.bin and OUTPUT/NAME.idx; OUTPUT/NAME is the "
+                            "prefix qwen-train reads (default: text_document)")
+    group.add_argument("--tokenizer-file", default=None,
+                       help="qwen.tiktoken vocabulary (default: the copy shipped by the dashscope package)")
+    group.add_argument("--tokenizer-json", default=None,
+                       help="use this Hugging Face tokenizer.json instead of the Qwen tokenizer")
+    group.add_argument("--eod-token", default=ENDOFTEXT,
+                       help=f"end-of-document token appended after each document (default {ENDOFTEXT})")
+
+
+def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -> dict[str, Any]:
+    """Run the stage; returns the manifest (``dataset`` holds the prefix and its counts)."""
+    started = time.perf_counter()
+    if "/" in dataset_name or not dataset_name:
+        raise InputError(f"--dataset-name must be a plain file name, got {dataset_name!r}")
+    try:
+        loaded = tokenizer.load()
+    except (OSError, ValueError) as error:
+        raise InputError(str(error)) from None
+    params = {"dataset_name": dataset_name, **vars(tokenizer), **config.resume_key()}
+    claim_output(config.output, "tokenize", params)
+    shards = list_shards(config)
+    phase = run_shards(TokenizeTask(tokenizer, config), shards, Markers(Path(config.output) / MARKERS_DIR, "write"),
+                       config.workers, "tokenize", config.progress)
+    results = [phase.results[shard.index] for shard in shards]
+    counts = total_counts(results)
+    prefix = str(Path(config.output) / dataset_name)
+    dtype = token_dtype(loaded.vocab_size)
+    summary = merge_datasets([shard_prefix(config.output, shard) for shard in shards], prefix, dtype, loaded.eod)
+    tokens = sum(result["tokens"] for result in results)
+    if (summary.num_documents, summary.num_tokens) != (counts["kept"], tokens):
+        raise RuntimeError(f"{prefix}: merged {summary.num_documents} documents / {summary.num_tokens} tokens, "
+                           f"shards counted {counts['kept']} / {tokens}")
+    dataset = {"prefix": prefix, "documents": summary.num_documents, "tokens": summary.num_tokens,
+               "dtype": summary.dtype, "text_bytes": sum(result["text_bytes"] for result in results),
+               "tokenizer": str(loaded.vocab_file), "vocab_size": loaded.vocab_size, "eod": loaded.eod}
+    wall = time.perf_counter() - started
+    manifest = write_manifest(config.output, "tokenize", params, [shard.path for shard in shards], counts, wall,
+                              ("tiktoken", "megatron-core", "tokenizers"), {"dataset": dataset})
+    print(format_summary("tokenize", counts, wall, phase.skipped, len(shards)))
+    print(f"  dataset {prefix}: {summary.num_documents:,} documents, {summary.num_tokens:,} tokens ({summary.dtype})")
+    return manifest
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = TokenizerSpec(args.tokenizer_file, args.tokenizer_json, args.eod_token)
+    return run_reporting_errors("qwen-data tokenize",
+                                lambda: tokenize(stage_config(args), spec, args.dataset_name))

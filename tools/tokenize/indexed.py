@@ -1,0 +1,126 @@
+"""Megatron indexed datasets (.bin/.idx) written atomically through megatron-core's builder.
+
+Every dataset is first built under a hidden temporary prefix, reopened with megatron-core's
+``IndexedDataset`` and counted, then published by renaming ``.bin`` and, last, ``.idx``. A crash
+therefore leaves either no dataset or a pair that ``verify_indexed_dataset`` rejects, never a
+half-written pair that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+with warnings.catch_warnings():
+    # megatron.core warns at import that Apex / Transformer Engine are absent; irrelevant to data files.
+    warnings.simplefilter("ignore", UserWarning)
+    from megatron.core.datasets.indexed_dataset import DType, IndexedDataset, IndexedDatasetBuilder
+
+    from pretrain.data.indexed_check import DatasetFileError, IndexedDatasetSummary, verify_indexed_dataset
+
+
+def token_dtype(vocab_size: int) -> type[np.number]:
+    """megatron-core's choice: uint16 below 65,500 ids, else int32 (Qwen's 151,851)."""
+    return DType.optimal_dtype(vocab_size)
+
+
+def _temporary_prefix(prefix: str) -> str:
+    path = Path(prefix)
+    return str(path.with_name(f".tmp-{path.name}-{os.getpid()}"))
+
+
+def _publish(temporary_prefix: str, prefix: str) -> None:
+    os.replace(temporary_prefix + ".bin", prefix + ".bin")
+    os.replace(temporary_prefix + ".idx", prefix + ".idx")
+
+
+def _discard(temporary_prefix: str) -> None:
+    for suffix in (".bin", ".idx"):
+        Path(temporary_prefix + suffix).unlink(missing_ok=True)
+
+
+def check_dataset(prefix: str, num_documents: int, num_tokens: int) -> IndexedDatasetSummary:
+    """Reopen ``prefix`` with megatron-core and require the expected document and token counts."""
+    summary = verify_indexed_dataset(prefix)
+    dataset = IndexedDataset(prefix)
+    found_documents = len(dataset.document_indices) - 1
+    found_tokens = int(dataset.sequence_lengths.sum(dtype=np.int64))
+    if (found_documents, found_tokens) != (num_documents, num_tokens):
+        raise DatasetFileError(
+            f"{prefix}.idx: holds {found_documents} documents / {found_tokens} tokens, "
+            f"expected {num_documents} / {num_tokens}")
+    return summary
+
+
+@dataclass
+class DatasetWriter:
+    """One indexed dataset: each added document becomes one sequence ending with ``eod``."""
+
+    prefix: str
+    dtype: type[np.number]
+    eod: int
+
+    def __post_init__(self) -> None:
+        Path(self.prefix).parent.mkdir(parents=True, exist_ok=True)
+        self.temporary_prefix = _temporary_prefix(self.prefix)
+        self.builder = IndexedDatasetBuilder(self.temporary_prefix + ".bin", dtype=self.dtype)
+        self.num_documents = 0
+        self.num_tokens = 0
+
+    def add_documents(self, token_lists: Sequence[Sequence[int]]) -> None:
+        """Append documents in one bulk conversion; the builder then records each boundary."""
+        if not token_lists:
+            return
+        lengths = np.fromiter((len(ids) + 1 for ids in token_lists), dtype=np.int64, count=len(token_lists))
+        ends = np.cumsum(lengths)
+        tokens = np.full(int(ends[-1]), self.eod, dtype=self.dtype)
+        starts = ends - lengths
+        flat_ids = np.fromiter((i for ids in token_lists for i in ids), dtype=self.dtype,
+                               count=int(ends[-1]) - len(token_lists))
+        # Positions of the non-EOD tokens: every slot except the last of each document.
+        is_text = np.ones(len(tokens), dtype=bool)
+        is_text[ends - 1] = False
+        tokens[is_text] = flat_ids
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            self.builder.add_document(tokens[start:end], [end - start])
+        self.num_documents += len(token_lists)
+        self.num_tokens += len(tokens)
+
+    def add_dataset(self, prefix: str) -> None:
+        """Append a finished dataset (a shard) with the builder's ``add_index``."""
+        summary = verify_indexed_dataset(prefix)
+        self.builder.add_index(prefix)
+        self.num_documents += summary.num_documents
+        self.num_tokens += summary.num_tokens
+
+    def finish(self) -> IndexedDatasetSummary:
+        """Write the index, check the reopened dataset against the counts, then publish it."""
+        try:
+            self.builder.finalize(self.temporary_prefix + ".idx")
+            check_dataset(self.temporary_prefix, self.num_documents, self.num_tokens)
+        except BaseException:
+            _discard(self.temporary_prefix)
+            raise
+        _publish(self.temporary_prefix, self.prefix)
+        return verify_indexed_dataset(self.prefix)
+
+    def abort(self) -> None:
+        self.builder.data_file.close()
+        _discard(self.temporary_prefix)
+
+
+def merge_datasets(shard_prefixes: Sequence[str], prefix: str, dtype: type[np.number], eod: int) -> IndexedDatasetSummary:
+    """Concatenate finished shards, in the given order, into one published dataset."""
+    writer = DatasetWriter(prefix, dtype, eod)
+    try:
+        for shard_prefix in shard_prefixes:
+            writer.add_dataset(shard_prefix)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
