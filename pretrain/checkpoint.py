@@ -1,0 +1,146 @@
+"""Checkpoints that are either complete or ignored.
+
+A checkpoint is the directory ``<dir>/step_XXXXXXXX``: DeepSpeed's model/optimizer/scheduler files,
+``rng/rank_N.pt`` per rank, ``train_state.json`` (step and data position), ``config.yaml`` and a
+``COMPLETE`` marker. It is written as ``.staging-step_XXXXXXXX``, marked complete, renamed into place,
+and only then does ``latest`` (replaced atomically) point at it. A crash at any moment therefore
+leaves either the previous checkpoint as ``latest`` or the new one fully written; resuming skips
+anything without the marker and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+COMPLETE_MARKER = "COMPLETE"
+LATEST = "latest"
+STAGING_PREFIX = ".staging-"
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps taken
+    consumed_samples: int = 0
+
+
+def tag_for(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _barrier() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def rng_state() -> dict:
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "tracker": get_cuda_rng_tracker().get_states()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    get_cuda_rng_tracker().set_states(state["tracker"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+class CheckpointStore:
+    def __init__(self, directory: str, rank: int, keep_last: int | None = None):
+        self.directory = Path(directory)
+        self.rank = rank
+        self.keep_last = keep_last
+
+    def complete_tags(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name for p in self.directory.glob("step_*") if (p / COMPLETE_MARKER).is_file())
+
+    def find_resume_tag(self) -> tuple[str | None, list[str]]:
+        """The checkpoint to resume from, and notes on anything half-written that was skipped."""
+        notes = [f"ignoring half-written checkpoint {p} (a save was interrupted)"
+                 for p in sorted(self.directory.glob(f"{STAGING_PREFIX}*"))] if self.directory.is_dir() else []
+        complete = self.complete_tags()
+        latest_file = self.directory / LATEST
+        if latest_file.is_file():
+            latest = latest_file.read_text().strip()
+            if latest in complete:
+                return latest, notes
+            fallback = complete[-1] if complete else None
+            notes.append(f"{self.directory / latest} is incomplete (no {COMPLETE_MARKER} marker); "
+                         + (f"resuming from the last complete checkpoint {fallback}" if fallback
+                            else "no complete checkpoint left, starting from scratch"))
+            return fallback, notes
+        return (complete[-1] if complete else None), notes
+
+    def save(self, engine, state: TrainState, config_yaml: str) -> Path:
+        tag = tag_for(state.step)
+        staging = self.directory / f"{STAGING_PREFIX}{tag}"
+        if self.rank == 0:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+        _barrier()
+        engine.save_checkpoint(str(self.directory), tag=staging.name, client_state={"train_state": asdict(state)},
+                               save_latest=False)
+        (staging / "rng").mkdir(parents=True, exist_ok=True)
+        torch.save(rng_state(), staging / "rng" / f"rank_{self.rank}.pt")
+        _barrier()
+        final = self.directory / tag
+        if self.rank == 0:
+            _atomic_write(staging / "train_state.json", json.dumps(asdict(state)))
+            _atomic_write(staging / "config.yaml", config_yaml)
+            _atomic_write(staging / COMPLETE_MARKER, "")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            _atomic_write(self.directory / LATEST, tag)
+            self._prune(keep=tag)
+        _barrier()
+        return final
+
+    def _prune(self, keep: str) -> None:
+        if not self.keep_last:
+            return
+        older = [t for t in self.complete_tags() if t != keep]
+        surplus = len(older) - (self.keep_last - 1)
+        for tag in older[:max(0, surplus)]:
+            shutil.rmtree(self.directory / tag, ignore_errors=True)
+
+    def load(self, engine, tag: str) -> tuple[TrainState, list[str]]:
+        notes = []
+        path, _ = engine.load_checkpoint(str(self.directory), tag=tag, load_optimizer_states=True,
+                                         load_lr_scheduler_states=True)
+        if path is None:
+            raise RuntimeError(f"{self.directory / tag}: DeepSpeed could not load this checkpoint")
+        state = TrainState(**json.loads((self.directory / tag / "train_state.json").read_text()))
+        rng_file = self.directory / tag / "rng" / f"rank_{self.rank}.pt"
+        if rng_file.is_file():
+            restore_rng_state(torch.load(rng_file, weights_only=False))
+        else:
+            notes.append(f"{rng_file} missing (saved under another layout): RNG streams restart from the seed")
+        return state, notes

@@ -1,0 +1,189 @@
+"""The training loop: data -> DeepSpeed engine steps -> metrics, evaluation and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from pretrain.checkpoint import CheckpointStore, TrainState
+from pretrain.config import RunConfig
+from pretrain.data.datasets import build_datasets, micro_batches
+from pretrain.data.embedded import build_embedded_corpus
+from pretrain.model.builder import build_model
+from pretrain.parallel.distributed import initialize_distributed
+from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
+from pretrain.training.metrics import MetricsLogger, device_peak_tflops, flops_per_token, memory_gib
+from pretrain.training.signals import StopRequest
+from tools.tokenizer import EOD_ID
+
+
+@dataclass
+class TrainResult:
+    losses: dict[int, float] = field(default_factory=dict)  # step (1-based) -> global-batch loss
+    eval_losses: dict[int, float] = field(default_factory=dict)
+    final_step: int = 0
+    stopped_by: str | None = None
+    checkpoint: str | None = None
+
+
+def _masked_mean(per_token_loss: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    loss_mask = loss_mask.to(per_token_loss.dtype)
+    return (per_token_loss.float() * loss_mask).sum() / loss_mask.sum().clamp(min=1)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig):
+        from megatron.core import parallel_state
+
+        self.config = config
+        self.launch = initialize_distributed(config.parallel, config.training.seed)
+        self.device = torch.device("cuda", self.launch.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        self.dp_rank = parallel_state.get_data_parallel_rank()
+        self.dp_size = parallel_state.get_data_parallel_world_size()
+        self.dp_group = parallel_state.get_data_parallel_group()
+        self.log = MetricsLogger(config.logging.dir, self.launch.rank == 0, config.logging.tensorboard)
+        self.log.info("resolved config:\n" + config.to_yaml())
+
+        prefixes, weights = config.data.prefixes, config.data.weights
+        if not prefixes:
+            prefixes, weights = build_embedded_corpus(config.data.cache_dir or ".cache/qwen-pretrain")
+            self.log.info(f"data: embedded corpus {prefixes} weights {weights}")
+        self.data = build_datasets(config, prefixes, weights, EOD_ID)
+        model = build_model(config.model, config.parallel, config.training.precision)
+        self.engine = build_engine(model, config, self.dp_size)
+        self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.checkpoint.keep_last)
+                      if config.checkpoint.dir else None)
+        self.state = TrainState()
+        self.grad_norm = 0.0
+        self.peak_tflops, self.peak_source = device_peak_tflops(config.logging.peak_tflops)
+        self.flops_per_token = flops_per_token(config.model)
+
+    def _to_device(self, batch: dict) -> dict:
+        return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+
+    def _dp_mean(self, value: torch.Tensor) -> float:
+        value = value.detach().float().clone()
+        if self.dp_size > 1:
+            torch.distributed.all_reduce(value, group=self.dp_group)
+            value /= self.dp_size
+        return value.item()
+
+    def _forward_loss(self, batch: dict) -> torch.Tensor:
+        batch = self._to_device(batch)
+        per_token = self.engine(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+        return _masked_mean(per_token, batch["loss_mask"])
+
+    def train_step(self) -> float:
+        training = self.config.training
+        total = torch.zeros((), device=self.device)
+        count = 0
+        for batch in micro_batches(self.data.train, self.state.consumed_samples, training.global_batch_size,
+                                   training.micro_batch_size, self.dp_rank, self.dp_size):
+            loss = self._forward_loss(batch)
+            self.engine.backward(loss)
+            if self.engine.is_gradient_accumulation_boundary() and not deepspeed_reports_grad_norm(self.config):
+                self.grad_norm = clip_and_measure(self.engine, self.config.optimizer.clip_grad)
+            self.engine.step()
+            total += loss.detach().float()
+            count += 1
+        if deepspeed_reports_grad_norm(self.config):
+            self.grad_norm = float(self.engine.get_global_grad_norm() or 0.0)
+        self.state.step += 1
+        self.state.consumed_samples += training.global_batch_size
+        return self._dp_mean(total / count)
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        if self.data.valid is None or len(self.data.valid) == 0:
+            return None
+        training = self.config.training
+        self.engine.eval()
+        total, count = torch.zeros((), device=self.device), 0
+        for round_index in range(training.eval_iters):
+            first = (round_index * training.global_batch_size) % max(1, len(self.data.valid) - training.global_batch_size + 1)
+            for batch in micro_batches(self.data.valid, first, training.global_batch_size,
+                                       training.micro_batch_size, self.dp_rank, self.dp_size):
+                total += self._forward_loss(batch).float()
+                count += 1
+        self.engine.train()
+        return self._dp_mean(total / count)
+
+    def resume(self) -> None:
+        if not (self.store and self.config.checkpoint.resume):
+            return
+        tag, notes = self.store.find_resume_tag()
+        for note in notes:
+            self.log.info(f"checkpoint: {note}")
+        if tag is None:
+            return
+        self.state, load_notes = self.store.load(self.engine, tag)
+        for note in load_notes:
+            self.log.info(f"checkpoint: {note}")
+        self.log.info(f"checkpoint: resumed from {self.store.directory / tag} at step {self.state.step}")
+
+    def save(self) -> str | None:
+        if self.store is None:
+            return None
+        path = self.store.save(self.engine, self.state, self.config.to_yaml())
+        self.log.info(f"checkpoint: saved {path}")
+        return str(path)
+
+    def _log_step(self, loss: float, elapsed: float, steps: int) -> None:
+        training = self.config.training
+        tokens_per_second = steps * training.global_batch_size * self.config.model.seq_length / elapsed
+        world = self.launch.world_size
+        mfu = (tokens_per_second * self.flops_per_token / (self.peak_tflops * 1e12 * world)
+               if self.peak_tflops else float("nan"))
+        metrics = {"loss": loss, "lr": self.engine.get_lr()[0], "grad_norm": self.grad_norm,
+                   "tokens_per_second": tokens_per_second, "mfu": mfu, "memory_gib": memory_gib()}
+        self.log.log(self.state.step, metrics,
+                     f"step {self.state.step:>6}/{training.train_steps} | loss {loss:.4f} | lr {metrics['lr']:.3e} | "
+                     f"grad norm {metrics['grad_norm']:.3f} | {tokens_per_second:,.0f} tok/s | "
+                     f"MFU {100 * mfu:.2f}% | mem {metrics['memory_gib']:.2f} GiB")
+
+    def _log_eval(self, result: TrainResult) -> None:
+        loss = self.evaluate()
+        if loss is None:
+            return
+        result.eval_losses[self.state.step] = loss
+        self.log.log(self.state.step, {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))},
+                     f"step {self.state.step:>6} | validation loss {loss:.4f} | perplexity {math.exp(min(loss, 50.0)):.2f}")
+
+    def run(self) -> TrainResult:
+        training, checkpoint = self.config.training, self.config.checkpoint
+        stop = StopRequest()
+        self.resume()
+        self.log.info(f"MFU peak: {self.peak_tflops:.2f} TFLOP/s per device ({self.peak_source}); "
+                      f"{self.flops_per_token:.3e} FLOPs per token")
+        result = TrainResult()
+        window_start, window_steps = time.perf_counter(), 0
+        while self.state.step < training.train_steps:
+            loss = self.train_step()
+            result.losses[self.state.step] = loss
+            window_steps += 1
+            if self.state.step % training.log_interval == 0 or self.state.step == training.train_steps:
+                self._log_step(loss, time.perf_counter() - window_start, window_steps)
+                window_start, window_steps = time.perf_counter(), 0
+            if self.state.step % training.eval_interval == 0:
+                self._log_eval(result)
+            if stop.agreed():
+                result.stopped_by = stop.signal_name
+                self.log.info(f"received {stop.signal_name}: checkpointing at step {self.state.step} and stopping")
+                break
+            if checkpoint.save_interval and self.state.step % checkpoint.save_interval == 0 \
+                    and self.state.step < training.train_steps:
+                result.checkpoint = self.save()
+        else:
+            if training.train_steps % training.eval_interval:
+                self._log_eval(result)
+        result.checkpoint = self.save() or result.checkpoint
+        result.final_step = self.state.step
+        self.log.close()
+        return result
+
+
+def run_training(config: RunConfig) -> TrainResult:
+    return Trainer(config).run()
