@@ -45,7 +45,8 @@ class LabelledSet:
 
 
 def _stdlib_windows(count: int, words_per_doc: int, rng: random.Random) -> list[str]:
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.relative_to(stdlib).parts)
     rng.shuffle(files)
     windows: list[str] = []
     for path in files:
