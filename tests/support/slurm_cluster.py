@@ -117,7 +117,13 @@ class SlurmCluster:
         return int(self.command("sbatch", "--parsable", *options, str(script), *args, env=env).split(";")[0])
 
     def job_state(self, job_id: int) -> str:
-        return self.command("squeue", "-h", "-j", str(job_id), "-t", "all", "-o", "%T").strip()
+        """The job's state; for an array job, a running task's state, else the worst final one."""
+        states = self.command("squeue", "-h", "-j", str(job_id), "-t", "all", "-o", "%T").split()
+        unfinished = [state for state in states if state not in FINISHED_STATES]
+        failed = [state for state in states if state != "COMPLETED"]
+        if not states:
+            return "UNKNOWN"
+        return (unfinished or failed or ["COMPLETED"])[0]
 
     def wait(self, job_id: int, timeout: float) -> str:
         """Poll until the job is over and return its final state (``sbatch --wait`` polls too slowly)."""
