@@ -72,3 +72,13 @@ def test_parallel_run_equals_a_single_worker_run(tmp_path):
     assert single.kept == parallel.kept and single.removed == parallel.removed
     assert single.manifest["counts"] == {"in": 84, "kept": 7, "removed": 73, "rejected": 4,
                                          "removed_by_reason": {"exact_duplicate": 73}}
+
+
+def test_a_rerun_after_an_input_changed_redoes_that_shard_and_the_decisions(tmp_path):
+    first = write(tmp_path / "a.jsonl", [{"id": "a", "text": "alpha"}])
+    second = write(tmp_path / "b.jsonl", [{"id": "b", "text": "beta"}])
+    assert len(dedup([first, second], tmp_path / "out").kept) == 2
+    write(second, [{"id": "b", "text": "beta"}, {"id": "b2", "text": "ALPHA"}])
+    result = dedup([first, second], tmp_path / "out")
+    assert [r["id"] for r in result.kept] == ["a", "b"]
+    assert result.removed_by_id()["b2"]["details"]["partner_id"] == "a"

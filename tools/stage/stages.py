@@ -8,6 +8,7 @@ or many), decides once over all indexes, then every shard is filtered by those d
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -153,17 +154,21 @@ def run_corpus_stage(stage: CorpusStage, config: StageConfig, phase: str = "all"
     if missing:
         raise InputError(f"{len(missing)} of {len(shards)} shards are not indexed yet (first: {missing[0]}); "
                          "run --phase index for them first")
+    write_markers = Markers(out / MARKERS_DIR, "write")
     decided_path = work_dir / "decided.json"
-    if decided_path.exists():
-        extra = json.loads(decided_path.read_text(encoding="utf-8"))
+    fingerprints = [s.fingerprint() for s in shards]
+    decided = json.loads(decided_path.read_text(encoding="utf-8")) if decided_path.exists() else {}
+    if decided.get("fingerprints") == fingerprints:
+        extra = decided["extra"]
     else:
         removals, extra = stage.decide(shards, work_dir, config)
+        # Shards written under earlier decisions (inputs changed since) must be written again.
+        shutil.rmtree(Path(write_markers.root) / write_markers.phase, ignore_errors=True)
         for shard in shards:
             write_json_atomic(work_dir / "removals" / f"{shard.name}.json",
                               {str(line): {"reason": r.reason, "details": r.details}
                                for line, r in sorted(removals.get(shard.index, {}).items())})
-        write_json_atomic(decided_path, extra)
-    write_markers = Markers(out / MARKERS_DIR, "write")
+        write_json_atomic(decided_path, {"fingerprints": fingerprints, "extra": extra})
     written = run_shards(FilterTask(_CorpusDecider(stage, work_dir), config), shards, write_markers,
                          config.workers, f"{stage.name} write", config.progress)
     if written.skipped:
