@@ -10,13 +10,16 @@ Signature throughput (one process, shingling included in every column):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from datasketch import MinHash
 
 from tools.dedup.labelled import build_labelled_set, score
@@ -34,6 +37,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="documents on which the three signature methods are timed (default 500)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers of the end-to-end run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the labelled set")
+    parser.add_argument("--scale", type=int, default=0, metavar="DOCS",
+                        help="also deduplicate DOCS synthetic documents (120 random words, 10%% near copies) "
+                             "in 8 shards and report the rate and peak memory (default: skip)")
+
+
+def _synthetic_corpus(directory: Path, documents: int, shards: int = 8, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(20_000)])
+    words = rng.integers(0, len(vocabulary), size=(documents, 120))
+    copies = rng.random(documents) < 0.1
+    sources = rng.integers(0, np.maximum(np.arange(documents), 1))
+    words[copies] = words[sources[copies]]
+    edits = (rng.random(words.shape) < 0.01) & copies[:, None]
+    words[edits] = rng.integers(0, len(vocabulary), size=int(edits.sum()))
+    directory.mkdir(parents=True, exist_ok=True)
+    handles = [open(directory / f"part{i}.jsonl", "w", encoding="utf-8") for i in range(shards)]
+    for number, row in enumerate(words):
+        handles[number % shards].write(json.dumps({"id": f"d{number}", "text": " ".join(vocabulary[row])}) + "\n")
+    for handle in handles:
+        handle.close()
+
+
+def _scale_run(documents: int, workers: int, tmp: Path) -> str:
+    _synthetic_corpus(tmp / "scale", documents)
+    config = StageConfig((str(tmp / "scale"),), tmp / "scale-out", workers=workers, progress=False)
+    started = time.perf_counter()
+    run_corpus_stage(MinHashDedup(), config)
+    elapsed = time.perf_counter() - started
+    removed = StageOutput.load(config.output).manifest["counts"]["removed"]
+    peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return (f"| synthetic scale run: {documents:,} documents, 8 shards, {workers} workers | "
+            f"{documents / elapsed:,.0f} docs/s ({elapsed:.1f} s), {removed:,} removed, peak RSS {peak_mb:,.0f} MB |")
 
 
 def _word_5grams(text: str) -> list[bytes]:
@@ -83,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         run_corpus_stage(stage, config)
         elapsed = time.perf_counter() - started
         result = StageOutput.load(config.output)
+        scale_row = _scale_run(args.scale, args.workers, Path(tmp)) if args.scale else None
     quality = score(labelled, {r["id"]: r["details"]["partner_id"] for r in result.removed})
     baseline = rows[0][1]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -99,4 +136,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"| end-to-end dedup, {args.workers} workers | {len(texts) / elapsed:,.0f} docs/s ({elapsed:.1f} s) |")
     print(f"| candidate pairs / verified pairs / largest cluster | {result.manifest['candidate_pairs']} / "
           f"{result.manifest['verified_pairs']} / {result.manifest['largest_cluster']} |")
+    if scale_row:
+        print(scale_row)
     return 0
