@@ -8,11 +8,12 @@ the same small surface (``encode``, ``encode_batch``, ``decode``, ``eod``, ``voc
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import tiktoken
 
 PATTERN = (
@@ -50,8 +51,8 @@ def load_bpe_ranks(path: Path) -> dict[bytes, int]:
                 continue
             try:
                 token, rank = line.split()
-                ranks[base64.b64decode(token)] = int(rank)
-            except ValueError as error:
+                ranks[binascii.a2b_base64(token)] = int(rank)
+            except ValueError as error:  # binascii.Error is a ValueError
                 raise ValueError(f"{path}:{line_number}: not a 'base64-token rank' line ({error})") from None
     return ranks
 
@@ -81,6 +82,13 @@ class QwenTokenizer:
         if num_threads <= 1:  # tiktoken's batch call would still hand every text to a thread pool
             return [self.encoding.encode_ordinary(text) for text in texts]
         return self.encoding.encode_ordinary_batch(texts, num_threads=num_threads)
+
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        """Like ``encode`` per text, as uint32 arrays straight from tiktoken's buffer (no Python ints).
+
+        An empty allowed set means no special token is recognized: the same ids as ``encode``."""
+        return [self.encoding.encode_to_numpy(text, allowed_special=set(), disallowed_special=())
+                for text in texts]
 
     def decode(self, ids) -> str:
         return self.encoding.decode(list(ids), errors="replace")
@@ -113,6 +121,9 @@ class HuggingFaceTokenizer:
     def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
         # tokenizers sizes its own thread pool (RAYON_NUM_THREADS); num_threads is for tiktoken.
         return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        return [np.array(ids, dtype=np.uint32) for ids in self.encode_batch(texts)]
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)

@@ -73,6 +73,7 @@ def test_ids_equal_independent_bpe(text, reference_ranks):
 def test_batch_encoding_equals_single_encoding():
     tokenizer = get_tokenizer()
     assert tokenizer.encode_batch(EDGE_CASES, num_threads=2) == [tokenizer.encode(t) for t in EDGE_CASES]
+    assert [a.tolist() for a in tokenizer.encode_arrays(EDGE_CASES)] == [tokenizer.encode(t) for t in EDGE_CASES]
 
 
 def test_special_tokens_follow_the_bpe_vocabulary():
