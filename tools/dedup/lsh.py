@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.dedup.shingles import _splitmix64
+from tools.dedup.shingles import splitmix64
 
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:
@@ -62,6 +62,6 @@ class Banding:
             block = signatures[:, band * self.rows:(band + 1) * self.rows].astype(np.uint64)
             combined = np.full(count, band, dtype=np.uint64)
             for column in range(self.rows):
-                combined = _splitmix64(combined ^ block[:, column])
+                combined = splitmix64(combined ^ block[:, column])
             result[band] = combined
         return result

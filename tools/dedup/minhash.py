@@ -9,6 +9,7 @@ share of equal signature values) before it may link two documents.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
@@ -44,7 +45,7 @@ class MinHashDedup:
     name: str = "dedup-minhash"
     libraries: tuple[str, ...] = ("datasketch",)
 
-    @property
+    @cached_property
     def banding(self) -> Banding:
         s = self.settings
         return Banding.choose(s.num_perm, s.threshold, s.target_recall)

@@ -46,7 +46,7 @@ def is_cjk(text: str) -> bool:
     return letters > 0 and len(_CJK.findall(sample)) / letters > 0.3
 
 
-def _splitmix64(values: np.ndarray) -> np.ndarray:
+def splitmix64(values: np.ndarray) -> np.ndarray:
     z = values + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -62,7 +62,7 @@ def _ngrams(token_hashes: np.ndarray, n: int) -> np.ndarray:
     combined = np.zeros(span, dtype=np.uint64)
     for k in range(n):
         combined += token_hashes[k:k + span] * _POSITION_MULTIPLIERS[k % len(_POSITION_MULTIPLIERS)]
-    return _splitmix64(combined)
+    return splitmix64(combined)
 
 
 @lru_cache(maxsize=16)
@@ -89,14 +89,14 @@ def word_hashes(text: str) -> np.ndarray:
     prefix = np.zeros(len(data) + 1, dtype=np.uint64)
     np.cumsum((data.astype(np.uint64) + np.uint64(1)) * _powers(_BYTE_BASE, len(data)), out=prefix[1:])
     hashes = (prefix[ends] - prefix[starts]) * _powers(_BYTE_BASE_INVERSE, len(data))[starts]
-    return _splitmix64(hashes)
+    return splitmix64(hashes)
 
 
 def shingle_hashes(text: str, word_ngram: int, char_ngram: int) -> np.ndarray:
     """32-bit shingle hashes of ``text`` (uint32; empty when the text has no tokens)."""
     if is_cjk(text):
         chars = "".join(text.lower().split())
-        tokens = _splitmix64(np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64))
+        tokens = splitmix64(np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64))
         hashes = _ngrams(tokens, char_ngram)
     else:
         hashes = _ngrams(word_hashes(text), word_ngram)
