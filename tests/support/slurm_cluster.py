@@ -268,14 +268,41 @@ def _wait_until_idle(cluster: SlurmCluster) -> None:
     raise RuntimeError(f"SLURM nodes not idle after {START_TIMEOUT_S} s: {states or 'no answer from slurmctld'}")
 
 
+class _SessionCluster:
+    """One cluster shared by every test module that imports the fixture: pytest makes a separate
+    session fixture per importing module, so the cluster is counted out and stopped by the last."""
+
+    def __init__(self):
+        self.cluster: SlurmCluster | None = None
+        self.users = 0
+        self.unavailable: str | None = None
+
+    def acquire(self) -> SlurmCluster:
+        if self.cluster is None and self.unavailable is None:
+            try:
+                self.cluster = start_cluster()
+            except SlurmUnavailable as reason:
+                self.unavailable = f"SLURM unavailable: {reason}"
+        if self.cluster is None:
+            pytest.skip(self.unavailable)
+        self.users += 1
+        return self.cluster
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.cluster.stop()
+            self.cluster = None
+
+
+_SESSION_CLUSTER = _SessionCluster()
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
     """A two-node cluster for the whole session; skips (with the reason) when SLURM is unavailable."""
-    try:
-        cluster = start_cluster()
-    except SlurmUnavailable as reason:
-        pytest.skip(f"SLURM unavailable: {reason}")
+    cluster = _SESSION_CLUSTER.acquire()
     try:
         yield cluster
     finally:
-        cluster.stop()
+        _SESSION_CLUSTER.release()
