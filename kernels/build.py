@@ -1,0 +1,131 @@
+"""Building the fused kernels: ahead of time from setup.py, or just in time on first use.
+
+``load()`` returns the compiled extension module. It prefers ``kernels._C`` (built by
+``QWEN_BUILD_KERNELS=1 pip install --no-build-isolation -e .``) and otherwise compiles the sources
+with ``torch.utils.cpp_extension.load`` into a cache directory (``$QWEN_KERNELS_CACHE``, default
+``~/.cache/qwen-pretrain/kernels``) keyed by a digest of the sources, flags, torch version and
+CPU, so only the first use on a machine pays the compile (about a minute on 2 cores).
+CUDA sources are compiled in only when torch sees a GPU and a CUDA toolkit is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import sys
+from pathlib import Path
+from types import ModuleType
+
+SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
+CPU_SOURCES = ("bindings.cpp", "cpu/rmsnorm.cpp", "cpu/swiglu.cpp", "cpu/rotary.cpp")
+CUDA_SOURCES = ("cuda/rmsnorm.cu", "cuda/swiglu.cu", "cuda/rotary.cu")
+WITH_CUDA_MACRO = "-DQWEN_KERNELS_WITH_CUDA"
+# -march=native only for the just-in-time build, which runs on the machine that uses it; the
+# ahead-of-time build goes into images that may run on other CPUs.
+JIT_CXX_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+AOT_CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+CUDA_FLAGS = ["-O3", "--use_fast_math", "--expt-relaxed-constexpr"]
+
+
+class KernelBuildError(RuntimeError):
+    """The extension could not be compiled or loaded."""
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("QWEN_KERNELS_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qwen-pretrain" / "kernels"
+
+
+def cuda_toolkit_usable() -> bool:
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    return torch.cuda.is_available() and torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def _cpu_signature() -> str:
+    """The CPU feature flags, since -march=native code may not run on another CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build_digest(sources: list[Path], flags: list[str]) -> str:
+    import torch
+
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE_DIR.rglob("*")):
+        if path.is_file() and path.suffix in (".h", ".cuh", ".cpp", ".cu"):
+            digest.update(str(path.relative_to(SOURCE_DIR)).encode())
+            digest.update(path.read_bytes())
+    for item in [*map(str, sources), *flags, torch.__version__, sys.version, _cpu_signature()]:
+        digest.update(item.encode())
+    return digest.hexdigest()[:16]
+
+
+def _jit_build() -> ModuleType:
+    from torch.utils import cpp_extension
+
+    with_cuda = cuda_toolkit_usable()
+    sources = [SOURCE_DIR / name for name in CPU_SOURCES + (CUDA_SOURCES if with_cuda else ())]
+    cxx_flags = JIT_CXX_FLAGS + ([WITH_CUDA_MACRO] if with_cuda else [])
+    cuda_flags = CUDA_FLAGS + [WITH_CUDA_MACRO] if with_cuda else None
+    name = f"qwen_kernels_{_build_digest(sources, cxx_flags + (cuda_flags or []))}"
+    build_dir = cache_root() / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if not (build_dir / f"{name}.so").exists():
+        target = "C++ and CUDA" if with_cuda else "C++ (CPU only)"
+        print(f"qwen kernels: compiling the {target} extension into {build_dir} "
+              "(first use only, about a minute)...", file=sys.stderr, flush=True)
+    try:
+        return cpp_extension.load(
+            name=name,
+            sources=[str(s) for s in sources],
+            extra_cflags=cxx_flags,
+            extra_cuda_cflags=cuda_flags,
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(build_dir),
+            verbose=False,
+        )
+    except (RuntimeError, OSError, ImportError) as error:
+        raise KernelBuildError(
+            f"could not build the qwen kernels in {build_dir}: {error}. A C++17 compiler with OpenMP "
+            "is needed (and nvcc for CUDA); set model.kernels: torch to run without them."
+        ) from error
+
+
+@functools.cache
+def load() -> ModuleType:
+    """The compiled kernels: the ahead-of-time build if installed, else a cached JIT build."""
+    try:
+        from kernels import _C  # type: ignore[attr-defined]
+
+        return _C
+    except ImportError:
+        return _jit_build()
+
+
+def aot_extension():
+    """The setuptools extension for setup.py (QWEN_BUILD_KERNELS=1); CUDA when a toolkit is found."""
+    from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
+
+    root = Path(__file__).resolve().parent.parent
+    rel = lambda names: [str((SOURCE_DIR / n).relative_to(root)) for n in names]  # noqa: E731
+    if CUDA_HOME is not None:
+        return CUDAExtension(
+            "kernels._C",
+            rel(CPU_SOURCES + CUDA_SOURCES),
+            extra_compile_args={"cxx": AOT_CXX_FLAGS + [WITH_CUDA_MACRO], "nvcc": CUDA_FLAGS + [WITH_CUDA_MACRO]},
+            extra_link_args=["-fopenmp"],
+        )
+    return CppExtension("kernels._C", rel(CPU_SOURCES), extra_compile_args=AOT_CXX_FLAGS,
+                        extra_link_args=["-fopenmp"])

@@ -1,0 +1,80 @@
+// Scalar helpers written so that the loops calling them auto-vectorize (AVX2/AVX-512 with
+// -march=native). std::exp does not vectorize without -ffast-math, which we avoid because it
+// also drops NaN/Inf semantics.
+#pragma once
+
+#include <ATen/OpMathType.h>
+#include <c10/util/BFloat16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace qwen_kernels::cpu {
+
+// Cephes-style expf: range reduction by ln 2, degree-6 polynomial, exponent built from bits.
+// Max relative error ~2 ulp on the clamped range; inputs beyond it saturate to ~exp(+-88).
+inline float vexp(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  const float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+// Double inputs are only used for gradcheck and float64 references: exactness over speed.
+inline double vexp(double x) { return std::exp(x); }
+
+// Element loads/stores that widen to and round from the accumulate type. bf16 is done on the bits
+// (round to nearest even, NaN kept) because c10::BFloat16's conversions stop GCC vectorizing.
+template <typename scalar_t>
+inline at::opmath_type<scalar_t> load(const scalar_t* p, int64_t i) {
+  return static_cast<at::opmath_type<scalar_t>>(p[i]);
+}
+
+template <>
+inline float load(const c10::BFloat16* p, int64_t i) {
+  uint16_t bits;
+  std::memcpy(&bits, p + i, sizeof(bits));
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof(value));
+  return value;
+}
+
+template <typename scalar_t>
+inline void store(scalar_t* p, int64_t i, at::opmath_type<scalar_t> value) {
+  p[i] = static_cast<scalar_t>(value);
+}
+
+template <>
+inline void store(c10::BFloat16* p, int64_t i, float value) {
+  uint32_t wide;
+  std::memcpy(&wide, &value, sizeof(wide));
+  const uint32_t rounded = (wide + 0x7FFFu + ((wide >> 16) & 1u)) >> 16;
+  const uint16_t bits = value != value ? uint16_t{0x7FC0} : static_cast<uint16_t>(rounded);
+  std::memcpy(p + i, &bits, sizeof(bits));
+}
+
+template <typename acc_t>
+inline acc_t sigmoid(acc_t x) {
+  return acc_t(1) / (acc_t(1) + vexp(-x));
+}
+
+// Rows of a [rows, cols] problem handed to each at::parallel_for task: enough work per task
+// (~32k elements) that scheduling overhead stays small, at least one row.
+inline int64_t rows_per_task(int64_t cols) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1)); }
+
+}  // namespace qwen_kernels::cpu
