@@ -90,6 +90,15 @@ def test_documents_shorter_than_the_shingle_size_do_not_collide(tmp_path):
     assert result.removed_by_id()["again"]["details"]["partner_id"] == "s1"
 
 
+@pytest.mark.slow
+def test_a_50_mb_document_is_indexed_and_kept(tmp_path):
+    big = "word " * (10 * 1024 * 1024)
+    records = [{"id": "big", "text": big}, {"id": "small", "text": "tiny"}, {"id": "small-copy", "text": "Tiny"}]
+    result = dedup([write(tmp_path / "big.jsonl", records)], tmp_path / "out")
+    assert sorted(r["id"] for r in result.kept) == ["big", "small"]
+    assert result.manifest["indexed_documents"] == 3
+
+
 def test_a_chain_of_verified_pairs_never_removes_a_document_unlike_its_partner():
     # a~b and b~c verified, a and c not similar: b goes (partner a), c stays (its only
     # similar neighbour b was removed), so no removed document lacks a similar kept partner.

@@ -21,6 +21,7 @@ HASH_SCHEME = ("words (split at ASCII whitespace/punctuation, lower-cased): poly
                "0x100000001B3 mod 2^64 + splitmix64; n-gram = splitmix64(sum(word_hash[i+k] * ODD_k)); "
                "CJK: code points mixed with splitmix64 then the same n-gram sum; top 32 bits fed to "
                "datasketch MinHash scheme affine32")
+WORD_HASH_BLOCK = 1 << 20  # bytes hashed at a time
 SIGNATURE_CHUNK = 1 << 16  # shingles per update_batch call: bounds memory on 50 MB documents
 
 # Bytes that separate words: ASCII whitespace and punctuation (UTF-8 continuation bytes never match).
@@ -77,19 +78,31 @@ def _powers(base: np.uint64, count: int) -> np.ndarray:
     return _powers_table(int(base), 1 << max(count - 1, 1).bit_length())[:count]
 
 
-def word_hashes(text: str) -> np.ndarray:
-    """A 64-bit hash per word of the lower-cased text, all in numpy: a polynomial hash of each
-    word's bytes from prefix sums (modulo 2^64), then splitmix64."""
-    data = np.frombuffer(text.lower().encode("utf-8"), dtype=np.uint8)
+def _block_word_hashes(data: np.ndarray) -> np.ndarray:
     is_word = np.concatenate(([False], ~_SEPARATOR[data], [False]))
     edges = np.flatnonzero(is_word[1:] != is_word[:-1])
     starts, ends = edges[0::2], edges[1::2]
-    if len(starts) == 0:
-        return np.zeros(0, dtype=np.uint64)
     prefix = np.zeros(len(data) + 1, dtype=np.uint64)
     np.cumsum((data.astype(np.uint64) + np.uint64(1)) * _powers(_BYTE_BASE, len(data)), out=prefix[1:])
+    # Multiplying by the inverse power of the start makes a word's hash independent of its position.
     hashes = (prefix[ends] - prefix[starts]) * _powers(_BYTE_BASE_INVERSE, len(data))[starts]
     return splitmix64(hashes)
+
+
+def word_hashes(text: str) -> np.ndarray:
+    """A 64-bit hash per word of the lower-cased text, all in numpy: a polynomial hash of each
+    word's bytes from prefix sums (modulo 2^64), then splitmix64. Long texts are cut at word
+    boundaries into blocks, so memory stays small for a 50 MB document."""
+    data = np.frombuffer(text.lower().encode("utf-8"), dtype=np.uint8)
+    blocks, start = [], 0
+    while start < len(data):
+        end = min(start + WORD_HASH_BLOCK, len(data))
+        if end < len(data):
+            separators = np.flatnonzero(_SEPARATOR[data[start:end]])
+            end = start + int(separators[-1]) + 1 if len(separators) else end
+        blocks.append(_block_word_hashes(data[start:end]))
+        start = end
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.uint64)
 
 
 def shingle_hashes(text: str, word_ngram: int, char_ngram: int) -> np.ndarray:
@@ -126,6 +139,8 @@ class Signer:
         hashes = shingle_hashes(text, self.word_ngram, self.char_ngram)
         if len(hashes) == 0:
             return None
+        if len(hashes) > SIGNATURE_CHUNK:
+            hashes = np.unique(hashes)  # MinHash is over the set; repetitive long texts shrink a lot
         sketch = self._template.copy()
         for start in range(0, len(hashes), SIGNATURE_CHUNK):
             sketch.update_batch([hashes[start:start + SIGNATURE_CHUNK]])
