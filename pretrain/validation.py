@@ -71,9 +71,8 @@ def _training_problems(config: RunConfig) -> list[str]:
                         ("model.seq_length", config.model.seq_length)):
         if value <= 0:
             problems.append(f"{name} must be positive, got {value}")
-    if optimizer.warmup_steps < 0 or optimizer.warmup_steps > training.train_steps:
-        problems.append(f"optimizer.warmup_steps {optimizer.warmup_steps} must be between 0 and "
-                        f"training.train_steps ({training.train_steps})")
+    if optimizer.warmup_steps < 0:
+        problems.append(f"optimizer.warmup_steps must not be negative, got {optimizer.warmup_steps}")
     if config.checkpoint.save_interval is not None and config.checkpoint.dir is None:
         problems.append("checkpoint.save_interval is set but checkpoint.dir is not")
     if config.checkpoint.keep_last is not None and config.checkpoint.keep_last < 1:

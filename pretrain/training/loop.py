@@ -46,6 +46,8 @@ class Trainer:
         self.dp_group = parallel_state.get_data_parallel_group()
         self.log = MetricsLogger(config.logging.dir, self.launch.rank == 0, config.logging.tensorboard)
         self.log.info("resolved config:\n" + config.to_yaml())
+        self.log.info(f"world size {self.launch.world_size} = tp {config.parallel.tp} x pp {config.parallel.pp} "
+                      f"x dp {self.dp_size} (ZeRO stage {config.parallel.zero_stage})")
 
         prefixes, weights = config.data.prefixes, config.data.weights
         if not prefixes:
