@@ -8,6 +8,7 @@ share of equal signature values) before it may link two documents.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from tools.dedup.clusters import resolve
 from tools.dedup.index import CorpusIndex, save_shard_index
@@ -75,13 +77,14 @@ class MinHashDedup:
         save_shard_index(work_dir, shard, lines, ids, signatures=matrix, bands=banding.band_hashes(matrix))
         return {"documents": seen, "indexed": len(lines)}
 
-    def _candidate_pairs(self, index: CorpusIndex) -> tuple[np.ndarray, int]:
+    def _candidate_pairs(self, index: CorpusIndex, progress: bool) -> tuple[np.ndarray, int]:
         """Unique candidate pairs as keys ``left * size + right`` (left < right), and the number of
         buckets larger than ``max_bucket``."""
         size = index.size
         keys = np.zeros(0, dtype=np.uint64)
         oversized = 0
-        for band in range(self.banding.bands):
+        for band in tqdm(range(self.banding.bands), desc="LSH bands", unit="band", disable=not progress,
+                         file=sys.stderr):
             hashes = np.concatenate([index.array(i, "bands")[band] for i in range(len(index.shards))])
             order = np.argsort(hashes, kind="stable")  # stable: members stay in document order
             ordered = hashes[order]
@@ -118,7 +121,7 @@ class MinHashDedup:
 
     def decide(self, shards: list[Shard], work_dir: Path, config: StageConfig):
         index = CorpusIndex(work_dir, shards, self.keep)
-        keys, oversized_buckets = self._candidate_pairs(index)
+        keys, oversized_buckets = self._candidate_pairs(index, config.progress)
         left, right, similarity = self._verify(index, keys)
         resolution = resolve(left, right, similarity, index.priority)
         removed = {doc: (partner, {"similarity": round(sim, 4),
