@@ -1,0 +1,194 @@
+"""The pipeline's YAML file, read into typed settings and checked once, before any stage runs.
+
+Layout (see examples/data/pipeline.yaml)::
+
+    output: runs/data            # OUTPUT/<stage>/ per stage; OUTPUT/tokenize/<source>/ per source
+    workers: 2                   # default: all cores
+    text_field: text             # default text
+    id_field: id                 # default id
+    sources:                     # one tokenized dataset (and blend weight) per source
+      - {name: web, inputs: [data/web/*.jsonl.zst], weight: 0.7}
+    stages:                      # a stage left out is not run; tokenize is required
+      clean: {languages: [en], quality: {min_words: 50}}
+      exact_dedup: {fold_punctuation: false, keep: first-seen}
+      fuzzy_dedup: {threshold: 0.8, num_perm: 128}
+      decontaminate: {benchmarks: [humaneval], mode: remove-spans}
+      tokenize: {dataset_name: text_document}
+
+Each stage's options are the fields of that stage's own settings (the CLI flags of
+``qwen-data <stage>``, with underscores). Relative paths are relative to the current directory,
+as on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tools.clean.quality import QualityThresholds
+from tools.clean.stage import CleanSettings, CleanStage
+from tools.decontaminate.removal import RemovalRules
+from tools.decontaminate.stage import DecontaminationConfig
+from tools.dedup.exact import ExactDedup, Normalization
+from tools.dedup.keep import KeepPolicy
+from tools.dedup.minhash import MinHashDedup, MinHashSettings
+from tools.stage.reader import InputError
+from tools.tokenize.shard import TokenizerSpec
+
+FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate")
+
+
+class PipelineConfigError(InputError):
+    """A problem with the YAML file; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    inputs: tuple[str, ...]
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TokenizeSettings:
+    dataset_name: str = "text_document"
+    tokenizer: TokenizerSpec = TokenizerSpec()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    path: str
+    output: Path
+    sources: tuple[Source, ...]
+    stages: dict[str, Any]  # stage name -> its settings object, in run order
+    tokenize: TokenizeSettings
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    text_field: str = "text"
+    id_field: str = "id"
+    raw: dict = field(default_factory=dict)  # the YAML as read, recorded to refuse a changed rerun
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    """YAML scalars against a field's default; fields without a plain default are not checked."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) == isinstance(value, bool) or not isinstance(default, (int, float, str))
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
+
+
+def _build(cls, options: Any, where: str, **fixed):
+    """``cls(**options)`` with a message naming the key when an option is unknown or mistyped."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise PipelineConfigError(f"{where}: expected a mapping of options, got {type(options).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in options.items():
+        if key not in known or key in fixed:
+            raise PipelineConfigError(f"{where}.{key}: unknown option (known: {', '.join(sorted(set(known) - set(fixed)))})")
+        default = known[key].default
+        if not _type_ok(default, value):
+            raise PipelineConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
+        if isinstance(value, list):
+            options = {**options, key: tuple(value)}
+    return cls(**options, **fixed)
+
+
+def _clean(options: Any, where: str) -> CleanStage:
+    options = dict(options or {})
+    quality = _build(QualityThresholds, options.pop("quality", None), f"{where}.quality")
+    return CleanStage(_build(CleanSettings, options, where, quality=quality))
+
+
+def _keep(options: dict, where: str) -> KeepPolicy:
+    try:
+        return KeepPolicy(options.pop("keep", "first-seen"), tuple(options.pop("source_priority", ())))
+    except ValueError as error:
+        raise PipelineConfigError(f"{where}.keep: {error}") from None
+
+
+def _exact_dedup(options: Any, where: str) -> ExactDedup:
+    options = dict(options or {})
+    keep = _keep(options, where)
+    return ExactDedup(_build(Normalization, options, where), keep)
+
+
+def _fuzzy_dedup(options: Any, where: str) -> MinHashDedup:
+    options = dict(options or {})
+    keep = _keep(options, where)
+    return MinHashDedup(_build(MinHashSettings, options, where), keep)
+
+
+def _decontaminate(options: Any, where: str) -> DecontaminationConfig:
+    options = dict(options or {})
+    benchmarks = options.pop("benchmarks", None)
+    if not benchmarks or not isinstance(benchmarks, list):
+        raise PipelineConfigError(f"{where}.benchmarks: a list of benchmarks is required, e.g. [humaneval]")
+    general = {key: options.pop(key) for key in ("n", "max_ngram_documents") if key in options}
+    return _build(DecontaminationConfig, general, where, benchmarks=tuple(benchmarks),
+                  rules=_build(RemovalRules, options, where))
+
+
+STAGE_BUILDERS = {"clean": _clean, "exact_dedup": _exact_dedup, "fuzzy_dedup": _fuzzy_dedup,
+                  "decontaminate": _decontaminate}
+
+
+def _sources(raw: Any, where: str) -> tuple[Source, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise PipelineConfigError(f"{where}: a non-empty list of sources is required")
+    sources = []
+    for number, entry in enumerate(raw):
+        here = f"{where}[{number}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("inputs"), list) or not entry["inputs"]:
+            raise PipelineConfigError(f"{here}: needs name and a non-empty list of inputs")
+        source = _build(Source, {**entry, "inputs": [str(i) for i in entry["inputs"]]}, here)
+        if not source.name or "/" in source.name or source.weight <= 0:
+            raise PipelineConfigError(f"{here}: name must be a plain non-empty name and weight > 0")
+        sources.append(source)
+    if len({s.name for s in sources}) != len(sources):
+        raise PipelineConfigError(f"{where}: source names must be unique")
+    return tuple(sources)
+
+
+def load_pipeline_config(path: str | Path, output: str | None = None) -> PipelineConfig:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise PipelineConfigError(f"{path}: cannot read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise PipelineConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise PipelineConfigError(f"{path}: expected a mapping at the top level")
+    unknown = set(raw) - {"output", "workers", "text_field", "id_field", "sources", "stages"}
+    if unknown:
+        raise PipelineConfigError(f"{path}: unknown key {sorted(unknown)[0]!r}")
+    stages_raw = raw.get("stages") or {}
+    if not isinstance(stages_raw, dict) or "tokenize" not in stages_raw:
+        raise PipelineConfigError(f"{path}: stages: must be a mapping that includes tokenize")
+    unknown = set(stages_raw) - set(FILTER_STAGES) - {"tokenize"}
+    if unknown:
+        raise PipelineConfigError(f"{path}: stages.{sorted(unknown)[0]}: unknown stage "
+                                  f"(known: {', '.join(FILTER_STAGES)}, tokenize)")
+    stages = {name: STAGE_BUILDERS[name](stages_raw[name], f"{path}: stages.{name}")
+              for name in FILTER_STAGES if name in stages_raw}
+    tokenize_options = dict(stages_raw["tokenize"] or {})
+    dataset_name = tokenize_options.pop("dataset_name", "text_document")
+    tokenize = TokenizeSettings(dataset_name, _build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"))
+    destination = output or raw.get("output")
+    if not destination:
+        raise PipelineConfigError(f"{path}: output: required (or pass --output)")
+    workers = raw.get("workers", os.cpu_count() or 1)
+    if not isinstance(workers, int) or workers < 1:
+        raise PipelineConfigError(f"{path}: workers: must be an integer >= 1")
+    return PipelineConfig(str(path), Path(destination), _sources(raw.get("sources"), f"{path}: sources"), stages,
+                          tokenize, workers, raw.get("text_field", "text"), raw.get("id_field", "id"), raw)
