@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from tools.stage import progress
 from tools.stage.document import Document, Rejection
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".parquet")
@@ -138,9 +139,15 @@ def read_documents(path: str, parser: RecordParser) -> Iterator[Document | Rejec
     of the same file get ``duplicate_of`` set to the first one's line."""
     reader = _read_parquet if path.endswith(".parquet") else _read_jsonl
     first_line_of_id: dict[str, int] = {}
+    uncounted = 0
     for item in reader(path, parser):
         if isinstance(item, Document):
             first = first_line_of_id.setdefault(item.id, item.line)
             if first != item.line:
                 item.duplicate_of = first
+        uncounted += 1
+        if uncounted == progress.COUNT_EVERY:
+            progress.add(uncounted)
+            uncounted = 0
         yield item
+    progress.add(uncounted)

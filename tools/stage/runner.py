@@ -13,15 +13,19 @@ import multiprocessing
 import os
 import re
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from tqdm import tqdm
 
+from tools.stage import progress as progress_counter
 from tools.stage.reader import SUPPORTED_SUFFIXES, InputError, RecordParser, expand_inputs
 from tools.stage.writer import write_json_atomic
+
+
+PROGRESS_INTERVAL_S = 0.5
 
 
 class RunConflict(InputError):
@@ -138,24 +142,26 @@ def run_shards(task: Callable[[Shard], dict], shards: list[Shard], markers: Mark
     if skipped:
         print(f"{desc}: {skipped} of {len(shards)} shards finished earlier, skipped", file=sys.stderr)
     bar = tqdm(total=len(todo), desc=desc, unit="shard", disable=not progress or not todo, file=sys.stderr)
-    documents = 0
     with bar:
         def finish(shard: Shard, result: dict) -> None:
-            nonlocal documents
             results[shard.index] = result
-            documents += int(result.get("in", result.get("documents", 0)))
-            bar.set_postfix(docs=documents)
             bar.update(1)
 
         if workers <= 1 or len(todo) <= 1:
             for shard in todo:
                 finish(*_run_and_mark(task, markers, shard))
+                bar.set_postfix(docs=sum(int(r.get("in", r.get("documents", 0))) for r in results.values()))
         else:
             # fork: stages defined anywhere (a test, a notebook) reach the workers without being
             # importable; the parent holds no locks that the workers use.
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-                futures = [pool.submit(_run_and_mark, task, markers, shard) for shard in todo]
-                for future in as_completed(futures):
-                    finish(*future.result())
+            read = context.Value("q", 0)
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+                                     initializer=progress_counter.install, initargs=(read,)) as pool:
+                pending = {pool.submit(_run_and_mark, task, markers, shard) for shard in todo}
+                while pending:
+                    finished, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        finish(*future.result())
+                    bar.set_postfix(docs_read=read.value)
     return PhaseResult(results, skipped)
