@@ -109,7 +109,9 @@ def test_planted_humaneval_is_removed_and_other_files_are_untouched(planted_corp
         assert not shares_13_words(snippet, kept[name]["text"]), f"{label} still in {name}"
         assert kept[name]["text"].startswith(originals[name][:500])  # text far from the plant survives
         assert label in kept[name]["decontamination"]["items"]
-    report = json.loads((tmp_path / "out" / "decontamination_report.json").read_text())["items"]
+    report_file = json.loads((tmp_path / "out" / "decontamination_report.json").read_text())
+    assert (report_file["documents_matched"], report_file["documents_cut"]) == (len(planted), len(planted))
+    report = report_file["items"]
     leaked = {f"{e['benchmark']}:{e['item']}": e for e in report if e["documents"]}
     for name, (label, _) in planted.items():
         assert leaked[label]["documents"] == 1 and leaked[label]["examples"][0].startswith(name)
@@ -177,6 +179,19 @@ def test_document_split_more_than_ten_times_is_dropped():
 def test_fewer_words_than_the_ngram_never_match():
     index = make_index("only twelve words here so nothing can ever match in this text")
     assert index.matches("only twelve words here so nothing can ever match in this text") == []
+
+
+def test_parquet_benchmark_with_named_fields(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["q1"], "question": [SECRET], "answer": ["unrelated words"]}), tmp_path / "qa.parquet")
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", ["x" * 300 + " " + SECRET + " " + "y" * 300, "clean text"])
+    assert run_cli(["--input", str(corpus), "--output", str(tmp_path / "out"), "--benchmark",
+                    f"qa={tmp_path / 'qa.parquet'}:question", "--no-progress", "--workers", "1"]) == 0
+    removed = read_outputs(tmp_path / "out", "removed")
+    assert list(removed) == ["doc0"] and removed["doc0"]["details"]["items"] == ["qa:q1"]
+    assert read_outputs(tmp_path / "out", "kept")["doc1"]["text"] == "clean text"
 
 
 def test_bad_benchmark_file_is_one_line_naming_file_and_line(tmp_path, capsys):

@@ -105,6 +105,7 @@ def test_summary_accounts_for_every_stage(uninterrupted):
                       for line in p.read_text().splitlines()]
     [leak] = [d for d in decontaminated if d["id"] == "leak"]
     assert "humaneval:HumanEval/0" in leak["decontamination"]["items"] and "def has_close_elements" not in leak["text"]
+    assert stages[("decontaminate", None)]["documents_cut"] == 1
     # each stage reads exactly what the previous one kept
     order = ["clean", "exact_dedup", "fuzzy_dedup", "decontaminate"]
     for before, after in zip(order, order[1:]):
@@ -124,13 +125,13 @@ def test_sigkill_during_a_stage_then_rerun_skips_finished_stages_and_matches(uni
     qwen_data = Path(sys.executable).parent / "qwen-data"
     process = subprocess.Popen([str(qwen_data), "pipeline", "--config", str(config), "--output", str(output)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    marker = output / ".pipeline" / "clean.json"
+    started = output / "exact_dedup" / ".run.json"  # clean is done and exact dedup has begun
     deadline = time.monotonic() + 180
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert marker.exists() and not (output / "pipeline_summary.json").exists(), "the kill must land mid-pipeline"
+    assert started.exists() and not (output / "pipeline_summary.json").exists(), "the kill must land mid-pipeline"
     finished = sorted(p.stem for p in (output / ".pipeline").glob("*.json"))
     assert "clean" in finished and "tokenize-more" not in finished
     capsys.readouterr()

@@ -105,8 +105,18 @@ class BenchmarkIndex:
         return found
 
 
+def file_version(path: str) -> tuple[str, int, int]:
+    """A cache key that changes when the file is rewritten."""
+    stat = os.stat(path)
+    return path, stat.st_mtime_ns, stat.st_size
+
+
 @functools.lru_cache(maxsize=2)
+def _unpickle(version: tuple[str, int, int]) -> BenchmarkIndex:
+    with open(version[0], "rb") as handle:
+        return pickle.load(handle)
+
+
 def load_index(path: str) -> BenchmarkIndex:
     """Each worker process unpickles the index once, whatever number of shards it runs."""
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    return _unpickle(file_version(path))

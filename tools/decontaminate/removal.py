@@ -15,6 +15,7 @@ from tools.decontaminate.index import NgramMatch
 
 Mode = Literal["remove-spans", "drop-document"]
 FRAGMENT_SEPARATOR = "\n\n"
+REMOVAL_REASONS = ("benchmark_overlap", "split_too_many_times", "no_clean_fragment")
 
 
 @dataclass(frozen=True)

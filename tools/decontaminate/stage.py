@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.decontaminate.benchmarks import BenchmarkItem
-from tools.decontaminate.index import BenchmarkIndex, load_index
-from tools.decontaminate.removal import RemovalRules, apply_rules
+from tools.decontaminate.index import BenchmarkIndex, file_version, load_index
+from tools.decontaminate.removal import REMOVAL_REASONS, RemovalRules, apply_rules
 from tools.stage.document import Document, Removal
 from tools.stage.reader import read_documents
 from tools.stage.runner import Markers, Shard, StageConfig, claim_output, list_shards, run_shards
@@ -56,8 +56,13 @@ class ScanTask:
 
 
 @functools.lru_cache(maxsize=2)
+def _read_contaminated(version: tuple[str, int, int]) -> dict[str, dict[str, list[int]]]:
+    return json.loads(Path(version[0]).read_text(encoding="utf-8"))
+
+
 def _load_contaminated(path: str) -> dict[str, dict[str, list[int]]]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Once per worker process (and again only if the file was rewritten)."""
+    return _read_contaminated(file_version(path))
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,16 @@ def run_decontamination(items: list[BenchmarkItem], settings: DecontaminationCon
             if keys:
                 contaminated.setdefault(shard.path, {})[line] = keys
     write_json_atomic(work_dir / CONTAMINATED_FILE, contaminated)
-    report = item_report(index, scans, shards, frequent)
-    write_json_atomic(out / REPORT_FILE, {"ignored_frequent_ngrams": len(frequent), "items": report})
     stage = Decontaminate(str(index_path), str(work_dir / CONTAMINATED_FILE), settings.rules,
                           tuple(user_params.items()))
-    return run_document_stage(stage, config), report
+    summary = run_document_stage(stage, config)
+    matched = sum(len(lines) for lines in contaminated.values())
+    removed = sum(count for reason, count in summary.manifest["counts"]["removed_by_reason"].items()
+                  if reason in REMOVAL_REASONS)
+    report = item_report(index, scans, shards, frequent)
+    write_json_atomic(out / REPORT_FILE, {"documents_matched": matched, "documents_cut": matched - removed,
+                                          "documents_removed": removed, "ignored_frequent_ngrams": len(frequent),
+                                          "items": report})
+    print(f"decontaminate: {matched:,} documents held benchmark 13-grams: {matched - removed:,} cut, "
+          f"{removed:,} removed; {len(frequent):,} frequent 13-grams ignored")
+    return summary, report

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec, load_benchmarks
-from tools.decontaminate.stage import run_decontamination
+from tools.decontaminate.stage import REPORT_FILE, run_decontamination
 from tools.pipeline.config import PipelineConfig
 from tools.stage.reader import InputError, expand_inputs
 from tools.stage.runner import StageConfig, list_shards
@@ -91,8 +91,12 @@ def _filter_stage_record(config: PipelineConfig, name: str, settings: Any, input
     shards = list_shards(stage_config)
     outputs = [InputFile(str(stage_config.output / "kept" / f"{shard.name}.jsonl"), inputs[shard.corpus].source)
                for shard in shards]
-    return {"stage": name, "counts": manifest["counts"], "bytes_in": _file_bytes([f.path for f in inputs]),
-            "bytes_kept": _file_bytes([f.path for f in outputs]), "outputs": [vars(f) for f in outputs]}
+    record = {"stage": name, "counts": manifest["counts"], "bytes_in": _file_bytes([f.path for f in inputs]),
+              "bytes_kept": _file_bytes([f.path for f in outputs]), "outputs": [vars(f) for f in outputs]}
+    if name == "decontaminate":  # edited documents are kept, so the counts alone do not show them
+        report = json.loads((stage_config.output / REPORT_FILE).read_text(encoding="utf-8"))
+        record["documents_cut"] = report["documents_cut"]
+    return record
 
 
 def _tokenize_record(config: PipelineConfig, source: str, inputs: list[InputFile]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ def _row(record: dict[str, Any]) -> str:
     name = record["stage"] + (f" ({record['source']})" if "source" in record else "")
     reasons = ", ".join(f"{reason} {n:,}" for reason, n in
                         sorted(counts["removed_by_reason"].items(), key=lambda kv: -kv[1])) or "-"
+    if "documents_cut" in record:
+        reasons += f"; benchmark text cut from {record['documents_cut']:,} kept"
     kept_bytes = record.get("bytes_kept", record.get("dataset", {}).get("tokens"))
     output = f"{kept_bytes:,} B" if "bytes_kept" in record else f"{kept_bytes:,} tokens"
     time_note = " (earlier run)" if record.get("skipped") else ""
