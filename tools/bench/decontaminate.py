@@ -12,23 +12,19 @@ Per core divides by CPU seconds of this process and its workers (see ``tools.ben
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import platform
 import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
-
-from tools.bench.tokenize import best_of, stdlib_texts, write_shards
+from tools.bench.tokenize import best_of, print_rates, stage_column, stdlib_texts, write_shards
 from tools.decontaminate.benchmarks import BenchmarkSpec, load_benchmarks
 from tools.decontaminate.index import BenchmarkIndex
 from tools.decontaminate.stage import DecontaminationConfig, run_decontamination
-from tools.stage.runner import StageConfig
 
 PLANT_EVERY = 50
+PLAIN = "plain Python: \\w+ words, set of 13-word tuples"
 WORD = re.compile(r"\w+")
 
 
@@ -68,31 +64,19 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="qwen-bench-decontaminate-") as tmp:
         root = Path(tmp)
         inputs = write_shards(texts, root / "in", max(args.workers, 1) * 2)
-        runs = iter(range(10_000))
-
-        def ours(workers: int) -> Callable[[], object]:
-            def run_stage() -> None:
-                config = StageConfig((str(inputs),), root / f"out{next(runs)}", workers=workers, progress=False)
-                with contextlib.redirect_stdout(io.StringIO()):  # the stage's own summary table
-                    run_decontamination(items, DecontaminationConfig(("humaneval",)), config)
-            return run_stage
-
         columns = {
-            "plain Python: \\w+ words, set of 13-word tuples": lambda: plain(texts),
+            PLAIN: lambda: plain(texts),
             "BenchmarkIndex.matches (texts in memory)": lambda: [index.matches(t) for t in texts],
-            "qwen-data decontaminate --workers 1 (JSONL -> kept/removed/report)": ours(1),
         }
-        if args.workers > 1:
-            columns[f"qwen-data decontaminate --workers {args.workers}"] = ours(args.workers)
+        for workers in sorted({1, args.workers}):
+            name = f"qwen-data decontaminate --workers {workers}" + \
+                (" (JSONL -> kept/removed/report)" if workers == 1 else "")
+            columns[name] = stage_column(inputs, root, workers, lambda config: run_decontamination(
+                items, DecontaminationConfig(("humaneval",)), config))
         results = best_of(columns, args.repeat)
-    baseline = megabytes / results["plain Python: \\w+ words, set of 13-word tuples"][1]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; text: {megabytes:.1f} MB in {len(texts)} documents "
           f"(stdlib sources, {len(range(0, len(texts), PLANT_EVERY))} with HumanEval planted); benchmark: "
           f"HumanEval, {len(index.ngram_items):,} distinct 13-grams; best of {args.repeat}")
-    print("\n| decontamination | wall s | CPU s | MB/s (wall) | MB/s per core (CPU) | vs plain Python |\n"
-          "|---|---|---|---|---|---|")
-    for name, (wall, cpu) in results.items():
-        per_core = megabytes / cpu
-        print(f"| {name} | {wall:.2f} | {cpu:.2f} | {megabytes / wall:.2f} | {per_core:.2f} | {per_core / baseline:.2f}x |")
+    print_rates("decontamination", results, megabytes, PLAIN, "plain Python")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import platform
@@ -33,6 +34,9 @@ from tools.stage.runner import StageConfig
 from tools.tokenize.cli import tokenize
 from tools.tokenize.indexed import IndexedDatasetBuilder, token_dtype
 from tools.tokenize.shard import TokenizerSpec
+
+
+RAW = "raw tiktoken encode_ordinary (texts in memory)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +94,29 @@ def best_of(columns: dict[str, Callable[[], object]], repeat: int) -> dict[str, 
     return best
 
 
+def stage_column(inputs: Path, root: Path, workers: int, body: Callable[[StageConfig], object]) -> Callable[[], None]:
+    """A column that runs a stage over ``inputs`` into a fresh output directory each time, quietly."""
+    runs = itertools.count()
+
+    def run_stage() -> None:
+        config = StageConfig((str(inputs),), root / f"out-{workers}-{next(runs)}", workers=workers, progress=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # the stage's own summary table
+            body(config)
+    return run_stage
+
+
+def print_rates(title: str, results: dict[str, tuple[float, float]], megabytes: float, baseline: str,
+                baseline_label: str) -> None:
+    """The Markdown table: wall and CPU seconds, MB/s, MB/s per core, ratio to the baseline column."""
+    reference = megabytes / results[baseline][1]
+    print(f"\n| {title} | wall s | CPU s | MB/s (wall) | MB/s per core (CPU) | vs {baseline_label} |\n"
+          "|---|---|---|---|---|---|")
+    for name, (wall, cpu) in results.items():
+        per_core = megabytes / cpu
+        print(f"| {name} | {wall:.2f} | {cpu:.2f} | {megabytes / wall:.2f} | {per_core:.2f} | "
+              f"{per_core / reference:.2f}x |")
+
+
 def megatron_style_loop(jsonl_files: list[Path], prefix: str) -> None:
     tokenizer = TokenizerSpec().load()
     builder = IndexedDatasetBuilder(prefix + ".bin", dtype=token_dtype(tokenizer.vocab_size))
@@ -111,31 +138,19 @@ def run(args: argparse.Namespace) -> int:
         root = Path(tmp)
         inputs = write_shards(texts, root / "in", max(args.workers, 1) * 2)
         files = sorted(inputs.glob("*.jsonl"))
-        runs = iter(range(10_000))
-
-        def ours(workers: int) -> Callable[[], object]:
-            def run_stage() -> None:
-                config = StageConfig((str(inputs),), root / f"out{next(runs)}", workers=workers, progress=False)
-                with contextlib.redirect_stdout(io.StringIO()):  # the stage's own summary table
-                    tokenize(config, TokenizerSpec(), "text_document")
-            return run_stage
-
+        megatron_runs = itertools.count()
         columns = {
-            "raw tiktoken encode_ordinary (texts in memory)": lambda: [tokenizer.encode(t) for t in texts],
+            RAW: lambda: [tokenizer.encode(t) for t in texts],
             "Megatron-style loop: json.loads + encode + add_item per document":
-                lambda: megatron_style_loop(files, str(root / f"megatron{next(runs)}")),
-            "qwen-data tokenize --workers 1 (JSONL -> checked .bin/.idx)": ours(1),
+                lambda: megatron_style_loop(files, str(root / f"megatron{next(megatron_runs)}")),
         }
-        if args.workers > 1:
-            columns[f"qwen-data tokenize --workers {args.workers}"] = ours(args.workers)
+        for workers in sorted({1, args.workers}):
+            name = f"qwen-data tokenize --workers {workers}" + (" (JSONL -> checked .bin/.idx)" if workers == 1 else "")
+            columns[name] = stage_column(inputs, root, workers,
+                                         lambda config: tokenize(config, TokenizerSpec(), "text_document"))
         results = best_of(columns, args.repeat)
-    raw = megabytes / results["raw tiktoken encode_ordinary (texts in memory)"][1]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"torch {torch.__version__}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
           f"text: {megabytes:.1f} MB in {len(texts)} documents (stdlib sources); best of {args.repeat}")
-    print("\n| tokenization | wall s | CPU s | MB/s (wall) | MB/s per core (CPU) | vs raw tiktoken |\n"
-          "|---|---|---|---|---|---|")
-    for name, (wall, cpu) in results.items():
-        per_core = megabytes / cpu
-        print(f"| {name} | {wall:.2f} | {cpu:.2f} | {megabytes / wall:.2f} | {per_core:.2f} | {per_core / raw:.2f}x |")
+    print_rates("tokenization", results, megabytes, RAW, "raw tiktoken")
     return 0
