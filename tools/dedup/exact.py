@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import string
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
