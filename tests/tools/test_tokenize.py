@@ -91,8 +91,11 @@ def test_no_temporary_files_are_left(tokenized):
 def test_rerun_skips_finished_shards_and_rewrites_identical_bytes(tokenized, capsys):
     root, _ = tokenized
     before = (root / "out" / "text_document.bin").read_bytes(), (root / "out" / "text_document.idx").read_bytes()
+    stale = root / "out" / ".tmp-text_document-999999.bin"  # as left by a writer killed mid-merge
+    stale.write_bytes(b"partial")
     assert run_cli(["--input", str(root / "in"), "--output", str(root / "out"), "--workers", "1", "--no-progress"]) == 0
     assert "3 of 3 shards finished earlier" in capsys.readouterr().err
+    assert not stale.exists()
     assert before == ((root / "out" / "text_document.bin").read_bytes(), (root / "out" / "text_document.idx").read_bytes())
 
 

@@ -31,7 +31,10 @@ def token_dtype(vocab_size: int) -> type[np.number]:
 
 
 def _temporary_prefix(prefix: str) -> str:
+    """A fresh temporary prefix; leftovers of a killed earlier writer of ``prefix`` are deleted."""
     path = Path(prefix)
+    for stale in path.parent.glob(f".tmp-{path.name}-*"):
+        stale.unlink(missing_ok=True)
     return str(path.with_name(f".tmp-{path.name}-{os.getpid()}"))
 
 
