@@ -1,4 +1,4 @@
-"""Exact dedup: normalization, keep policies across corpora, accounting."""
+"""Exact dedup: normalization, keep policies across corpora, accounting (bad records for both methods)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tools.dedup.exact import ExactDedup, Normalization
 from tools.dedup.keep import KeepPolicy
+from tools.dedup.minhash import MinHashDedup
 from tools.stage import StageConfig, run_corpus_stage
 from tools.stage.output import StageOutput
 
@@ -82,3 +83,16 @@ def test_a_rerun_after_an_input_changed_redoes_that_shard_and_the_decisions(tmp_
     result = dedup([first, second], tmp_path / "out")
     assert [r["id"] for r in result.kept] == ["a", "b"]
     assert result.removed_by_id()["b2"]["details"]["partner_id"] == "a"
+
+
+def test_bad_records_are_accounted_for_by_both_methods(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join([
+        b'{"id": "a", "text": "some words here"}', b'{"id": "a", "text": "same id again"}', b'{"id": "b", "text": ',
+        b'{"id": "c"}', b'{"id": "d", "text": "\xff"}', b'{"id": "e", "text": 1}', b'{"id": "f", "text": ""}',
+        b'{"id": "g", "text": "Some words here"}']) + b"\n")
+    for stage in (ExactDedup(), MinHashDedup()):
+        result = run_dedup([path], tmp_path / stage.name, stage)
+        assert result.manifest["counts"] == {"in": 8, "kept": 2, "removed": 2, "rejected": 4, "removed_by_reason": {
+            "duplicate_id": 1, "exact_duplicate" if stage.name == "dedup-exact" else "near_duplicate": 1}}
+        assert sorted(r["id"] for r in result.kept) == ["a", "f"]
