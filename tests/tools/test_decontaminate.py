@@ -181,17 +181,19 @@ def test_fewer_words_than_the_ngram_never_match():
     assert index.matches("only twelve words here so nothing can ever match in this text") == []
 
 
-def test_parquet_benchmark_with_named_fields(tmp_path):
+def test_parquet_benchmark_with_named_fields(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"id": ["q1"], "question": [SECRET], "answer": ["unrelated words"]}), tmp_path / "qa.parquet")
+    pq.write_table(pa.table({"id": ["q1", "q2"], "question": [SECRET, "too short to check"],
+                             "answer": ["unrelated words", "x"]}), tmp_path / "qa.parquet")
     corpus = write_jsonl(tmp_path / "corpus.jsonl", ["x" * 300 + " " + SECRET + " " + "y" * 300, "clean text"])
     assert run_cli(["--input", str(corpus), "--output", str(tmp_path / "out"), "--benchmark",
                     f"qa={tmp_path / 'qa.parquet'}:question", "--no-progress", "--workers", "1"]) == 0
     removed = read_outputs(tmp_path / "out", "removed")
     assert list(removed) == ["doc0"] and removed["doc0"]["details"]["items"] == ["qa:q1"]
     assert read_outputs(tmp_path / "out", "kept")["doc1"]["text"] == "clean text"
+    assert "1 benchmark items have fewer than 13 words" in capsys.readouterr().err
 
 
 def test_bad_benchmark_file_is_one_line_naming_file_and_line(tmp_path, capsys):

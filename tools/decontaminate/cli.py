@@ -8,6 +8,7 @@ its n-grams, so leaked test items can be seen by name.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec, load_benchmarks
 from tools.decontaminate.removal import RemovalRules
@@ -47,7 +48,11 @@ def settings_from(args: argparse.Namespace) -> DecontaminationConfig:
     return DecontaminationConfig(tuple(args.benchmark), args.ngram, args.max_ngram_documents, rules)
 
 
-def print_leaked_items(report: list[dict]) -> None:
+def print_leaked_items(report: list[dict], ngram: int) -> None:
+    undetectable = sum(1 for entry in report if entry["ngrams"] == 0)
+    if undetectable:
+        print(f"qwen-data decontaminate: note: {undetectable} benchmark items have fewer than {ngram} words "
+              "and cannot be detected (see 'ngrams: 0' in the report)", file=sys.stderr)
     leaked = sorted((entry for entry in report if entry["documents"]), key=lambda e: -e["documents"])
     print(f"benchmark items found in training documents: {len(leaked)} of {len(report)}")
     for entry in leaked[:REPORTED_ITEMS]:
@@ -64,7 +69,7 @@ def decontaminate(args: argparse.Namespace) -> None:
     except BenchmarkError as error:
         raise InputError(str(error)) from None
     _, report = run_decontamination(items, settings, config)
-    print_leaked_items(report)
+    print_leaked_items(report, settings.n)
 
 
 def run(args: argparse.Namespace) -> int:
