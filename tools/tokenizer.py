@@ -105,6 +105,8 @@ class HuggingFaceTokenizer:
             self.tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises a bare Exception on a bad file
             raise ValueError(f"{path}: not a Hugging Face tokenizer.json ({error})") from None
+        # As with the Qwen backend, special-token strings inside a document are plain text.
+        self.tokenizer.encode_special_tokens = True
         eod = self.tokenizer.token_to_id(eod_token)
         if eod is None:
             raise ValueError(f"{path}: end-of-document token {eod_token!r} is not in the vocabulary")

@@ -116,6 +116,21 @@ def test_hugging_face_tokenizer_json_backend_round_trips(tmp_path):
     assert tokenizer.encode_batch(["the dog", "a fox"]) == [tokenizer.encode("the dog"), tokenizer.encode("a fox")]
 
 
+@pytest.mark.slow
+def test_qwen_vocabulary_converted_by_transformers_gives_the_same_ids(tmp_path):
+    """A second independent construction: transformers' TikTokenConverter builds a Hugging Face
+    tokenizer.json from the same ranks; through ``--tokenizer-json`` it must give the same ids."""
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    package = Path(next(iter(importlib.util.find_spec("dashscope").submodule_search_locations)))
+    converted = TikTokenConverter(vocab_file=str(package / "resources" / "qwen.tiktoken"), pattern=QWEN_PATTERN,
+                                  extra_special_tokens=["<|endoftext|>"]).converted()
+    converted.save(str(tmp_path / "qwen.json"))
+    tokenizer = load_tokenizer(tokenizer_json=str(tmp_path / "qwen.json"))
+    assert tokenizer.eod == get_tokenizer().eod == 151643
+    assert tokenizer.encode_batch(EDGE_CASES) == [get_tokenizer().encode(text) for text in EDGE_CASES]
+
+
 def test_hugging_face_tokenizer_without_the_eod_token_is_refused(tmp_path):
     path = tmp_path / "tokenizer.json"
     write_small_hf_tokenizer(path)
