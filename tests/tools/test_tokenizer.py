@@ -120,11 +120,13 @@ def test_hugging_face_tokenizer_json_backend_round_trips(tmp_path):
 def test_qwen_vocabulary_converted_by_transformers_gives_the_same_ids(tmp_path):
     """A second independent construction: transformers' TikTokenConverter builds a Hugging Face
     tokenizer.json from the same ranks; through ``--tokenizer-json`` it must give the same ids."""
+    from tokenizers import AddedToken
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     package = Path(next(iter(importlib.util.find_spec("dashscope").submodule_search_locations)))
-    converted = TikTokenConverter(vocab_file=str(package / "resources" / "qwen.tiktoken"), pattern=QWEN_PATTERN,
-                                  extra_special_tokens=["<|endoftext|>"]).converted()
+    converted = TikTokenConverter(vocab_file=str(package / "resources" / "qwen.tiktoken"),
+                                  pattern=QWEN_PATTERN).converted()
+    converted.add_special_tokens([AddedToken("<|endoftext|>", special=True)])  # id 151643, after the ranks
     converted.save(str(tmp_path / "qwen.json"))
     tokenizer = load_tokenizer(tokenizer_json=str(tmp_path / "qwen.json"))
     assert tokenizer.eod == get_tokenizer().eod == 151643
