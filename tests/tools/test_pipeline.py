@@ -72,7 +72,7 @@ def write_corpus(root: Path, output: Path) -> Path:
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    return cli.run(parser.parse_args(list(argv)))
+    return cli.run(parser.parse_args([*argv, "--no-progress"]))
 
 
 def dataset_bytes(output: Path) -> dict[str, bytes]:

@@ -19,10 +19,11 @@ from tools.stage.cli import run_reporting_errors
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline YAML (see examples/data/pipeline.yaml)")
     parser.add_argument("--output", default=None, help="output directory (default: the file's output key)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def pipeline(args: argparse.Namespace) -> None:
-    config = load_pipeline_config(args.config, args.output)
+    config = load_pipeline_config(args.config, args.output, progress=not args.no_progress)
     records = run_pipeline(config)
     print(write_summary(config, records))
 

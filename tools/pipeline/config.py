@@ -71,6 +71,7 @@ class PipelineConfig:
     text_field: str = "text"
     id_field: str = "id"
     raw: dict = field(default_factory=dict)  # the YAML as read, recorded to refuse a changed rerun
+    progress: bool = True
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -160,7 +161,7 @@ def _sources(raw: Any, where: str) -> tuple[Source, ...]:
     return tuple(sources)
 
 
-def load_pipeline_config(path: str | Path, output: str | None = None) -> PipelineConfig:
+def load_pipeline_config(path: str | Path, output: str | None = None, progress: bool = True) -> PipelineConfig:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except OSError as error:
@@ -191,4 +192,4 @@ def load_pipeline_config(path: str | Path, output: str | None = None) -> Pipelin
     if not isinstance(workers, int) or workers < 1:
         raise PipelineConfigError(f"{path}: workers: must be an integer >= 1")
     return PipelineConfig(str(path), Path(destination), _sources(raw.get("sources"), f"{path}: sources"), stages,
-                          tokenize, workers, raw.get("text_field", "text"), raw.get("id_field", "id"), raw)
+                          tokenize, workers, raw.get("text_field", "text"), raw.get("id_field", "id"), raw, progress)

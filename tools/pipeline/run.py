@@ -30,14 +30,16 @@ CONFIG_RECORD = "pipeline.json"
 
 
 @dataclass(frozen=True)
-class InputFile:
+class SourceFile:
+    """A file a stage reads, and the source its documents came from."""
+
     path: str
     source: str
 
 
-def _stage_config(config: PipelineConfig, inputs: list[InputFile], output: Path) -> StageConfig:
+def _stage_config(config: PipelineConfig, inputs: list[SourceFile], output: Path) -> StageConfig:
     return StageConfig(inputs=tuple(f.path for f in inputs), output=output, text_field=config.text_field,
-                       id_field=config.id_field, workers=config.workers, progress=True)
+                       id_field=config.id_field, workers=config.workers, progress=config.progress)
 
 
 def _run_filter_stage(name: str, settings: Any, stage_config: StageConfig) -> None:
@@ -84,12 +86,12 @@ def _once(config: PipelineConfig, key: str, body: Callable[[], dict[str, Any]]) 
     return {**record, "skipped": False}
 
 
-def _filter_stage_record(config: PipelineConfig, name: str, settings: Any, inputs: list[InputFile]) -> dict[str, Any]:
+def _filter_stage_record(config: PipelineConfig, name: str, settings: Any, inputs: list[SourceFile]) -> dict[str, Any]:
     stage_config = _stage_config(config, inputs, config.output / name)
     _run_filter_stage(name, settings, stage_config)
     manifest = json.loads((stage_config.output / "manifest.json").read_text(encoding="utf-8"))
     shards = list_shards(stage_config)
-    outputs = [InputFile(str(stage_config.output / "kept" / f"{shard.name}.jsonl"), inputs[shard.corpus].source)
+    outputs = [SourceFile(str(stage_config.output / "kept" / f"{shard.name}.jsonl"), inputs[shard.corpus].source)
                for shard in shards]
     record = {"stage": name, "counts": manifest["counts"], "bytes_in": _file_bytes([f.path for f in inputs]),
               "bytes_kept": _file_bytes([f.path for f in outputs]), "outputs": [vars(f) for f in outputs]}
@@ -99,7 +101,7 @@ def _filter_stage_record(config: PipelineConfig, name: str, settings: Any, input
     return record
 
 
-def _tokenize_record(config: PipelineConfig, source: str, inputs: list[InputFile]) -> dict[str, Any]:
+def _tokenize_record(config: PipelineConfig, source: str, inputs: list[SourceFile]) -> dict[str, Any]:
     from tools.tokenize.cli import tokenize  # megatron-core is imported only when this stage runs
 
     stage_config = _stage_config(config, inputs, config.output / "tokenize" / source)
@@ -112,12 +114,12 @@ def run_pipeline(config: PipelineConfig) -> list[dict[str, Any]]:
     """Every stage's record, in order (filter stages, then one tokenize record per source)."""
     config.output.mkdir(parents=True, exist_ok=True)
     _claim(config)
-    files = [InputFile(pattern, source.name) for source in config.sources for pattern in source.inputs]
+    files = [SourceFile(pattern, source.name) for source in config.sources for pattern in source.inputs]
     records = []
     for name, settings in config.stages.items():
         current = files
         record = _once(config, name, lambda: _filter_stage_record(config, name, settings, current))
-        files = [InputFile(**f) for f in record["outputs"]]
+        files = [SourceFile(**f) for f in record["outputs"]]
         records.append(record)
     for source in config.sources:
         inputs = [f for f in files if f.source == source.name]
