@@ -1,0 +1,128 @@
+// Tensor side of the CUDA kernels: device guard, stream, output allocation, dtype mapping and
+// error reporting around the raw launchers of launch.h. Compiled only into CUDA builds.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <vector>
+
+#include "../ops.h"
+#include "launch.h"
+
+namespace qwen_kernels {
+namespace {
+
+cuda::DType dtype_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return cuda::DType::kFloat;
+    case at::kDouble: return cuda::DType::kDouble;
+    case at::kBFloat16: return cuda::DType::kBFloat16;
+    case at::kHalf: return cuda::DType::kHalf;
+    default: TORCH_CHECK(false, "qwen kernels: unsupported dtype ", t.scalar_type());
+  }
+}
+
+at::ScalarType accumulate_dtype(const at::Tensor& t) {
+  return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+int multiprocessors(const at::Tensor& t) {
+  int count = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, t.get_device()));
+  return count;
+}
+
+cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> rmsnorm_forward_cuda(const at::Tensor& x, const at::Tensor& weight,
+                                                        double eps) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t cols = x.size(-1);
+  const int64_t rows = x.numel() / cols;
+  at::Tensor y = at::empty_like(x);
+  at::Tensor rstd = at::empty({rows}, x.options().dtype(accumulate_dtype(x)));
+  if (rows > 0) {
+    C10_CUDA_CHECK(cuda::rmsnorm_forward(dtype_of(x), x.const_data_ptr(), weight.const_data_ptr(),
+                                         y.mutable_data_ptr(), rstd.mutable_data_ptr(), rows, cols, eps,
+                                         current_stream()));
+  }
+  return {y, rstd};
+}
+
+std::tuple<at::Tensor, at::Tensor> rmsnorm_backward_cuda(const at::Tensor& dy, const at::Tensor& x,
+                                                         const at::Tensor& weight, const at::Tensor& rstd) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t cols = x.size(-1);
+  const int64_t rows = x.numel() / cols;
+  at::Tensor dx = at::empty_like(x);
+  at::Tensor dweight = at::empty_like(weight);
+  if (rows == 0) return {dx, dweight.zero_()};
+  int shared_limit = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, x.get_device()));
+  const size_t shared = cuda::rmsnorm_backward_shared_bytes(dtype_of(x), cols);
+  // 256 bytes stay free for the block reduction's own shared buffer.
+  TORCH_CHECK(shared + 256 <= static_cast<size_t>(shared_limit), "rmsnorm backward on CUDA: hidden size ", cols,
+              " needs ", shared, " bytes of shared memory per block, the device allows ", shared_limit);
+  const int64_t blocks = cuda::rmsnorm_backward_blocks(rows, multiprocessors(x));
+  at::Tensor workspace = at::empty({blocks, cols}, rstd.options());
+  C10_CUDA_CHECK(cuda::rmsnorm_backward(dtype_of(x), dy.const_data_ptr(), x.const_data_ptr(),
+                                        weight.const_data_ptr(), rstd.const_data_ptr(), dx.mutable_data_ptr(),
+                                        workspace.mutable_data_ptr(), dweight.mutable_data_ptr(), rows, cols,
+                                        blocks, current_stream()));
+  return {dx, dweight};
+}
+
+at::Tensor swiglu_forward_cuda(const at::Tensor& fc1) {
+  const c10::cuda::CUDAGuard guard(fc1.device());
+  const int64_t width = fc1.size(-1) / 2;
+  const int64_t rows = fc1.numel() / (2 * width);
+  std::vector<int64_t> shape = fc1.sizes().vec();
+  shape.back() = width;
+  at::Tensor out = at::empty(shape, fc1.options());
+  if (rows > 0) {
+    C10_CUDA_CHECK(cuda::swiglu_forward(dtype_of(fc1), fc1.const_data_ptr(), out.mutable_data_ptr(), rows, width,
+                                        multiprocessors(fc1), current_stream()));
+  }
+  return out;
+}
+
+at::Tensor swiglu_backward_cuda(const at::Tensor& dout, const at::Tensor& fc1) {
+  const c10::cuda::CUDAGuard guard(fc1.device());
+  const int64_t width = fc1.size(-1) / 2;
+  const int64_t rows = fc1.numel() / (2 * width);
+  at::Tensor dfc1 = at::empty_like(fc1);
+  if (rows > 0) {
+    C10_CUDA_CHECK(cuda::swiglu_backward(dtype_of(fc1), dout.const_data_ptr(), fc1.const_data_ptr(),
+                                         dfc1.mutable_data_ptr(), rows, width, multiprocessors(fc1),
+                                         current_stream()));
+  }
+  return dfc1;
+}
+
+namespace {
+
+at::Tensor rotary_cuda(const at::Tensor& in, const at::Tensor& freqs, bool transpose) {
+  const c10::cuda::CUDAGuard guard(in.device());
+  at::Tensor out = at::empty_like(in);
+  if (in.numel() > 0) {
+    C10_CUDA_CHECK(cuda::rotary(dtype_of(in), in.const_data_ptr(), freqs.const_data_ptr(), out.mutable_data_ptr(),
+                                in.size(0), in.size(1) * in.size(2), in.size(3), transpose, current_stream()));
+  }
+  return out;
+}
+
+}  // namespace
+
+at::Tensor rotary_forward_cuda(const at::Tensor& x, const at::Tensor& freqs) {
+  return rotary_cuda(x, freqs, /*transpose=*/false);
+}
+
+at::Tensor rotary_backward_cuda(const at::Tensor& dout, const at::Tensor& freqs) {
+  return rotary_cuda(dout, freqs, /*transpose=*/true);
+}
+
+}  // namespace qwen_kernels
