@@ -12,7 +12,6 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from megatron.core.datasets.indexed_dataset import _INDEX_HEADER, DType, get_bin_path, get_idx_path
 
 # magic (9) + version (8) + dtype code (1) + sequence count (8) + document count (8)
 _HEADER_BYTES = 34
@@ -32,6 +31,9 @@ class IndexedDatasetSummary:
 
 
 def verify_indexed_dataset(prefix: str) -> IndexedDatasetSummary:
+    # Imported here: loading megatron.core takes seconds, too long for a CLI's error path.
+    from megatron.core.datasets.indexed_dataset import _INDEX_HEADER, DType, get_bin_path, get_idx_path
+
     idx_path, bin_path = get_idx_path(prefix), get_bin_path(prefix)
     for path in (idx_path, bin_path):
         if not os.path.isfile(path):
