@@ -15,6 +15,7 @@ import hashlib
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -75,46 +76,74 @@ def _build_digest(sources: list[Path], flags: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _jit_build() -> ModuleType:
-    from torch.utils import cpp_extension
+@dataclass(frozen=True)
+class JitTarget:
+    """What a just-in-time build on this machine compiles, and where its cached result lives."""
 
+    name: str
+    build_dir: Path
+    sources: tuple[Path, ...]
+    cxx_flags: tuple[str, ...]
+    cuda_flags: tuple[str, ...] | None
+
+    @property
+    def library(self) -> Path:
+        return self.build_dir / f"{self.name}.so"
+
+
+@functools.cache
+def jit_target() -> JitTarget:
     with_cuda = cuda_toolkit_usable()
     sources = [SOURCE_DIR / name for name in CPU_SOURCES + (CUDA_SOURCES if with_cuda else ())]
     cxx_flags = JIT_CXX_FLAGS + ([WITH_CUDA_MACRO] if with_cuda else [])
     cuda_flags = CUDA_FLAGS + [WITH_CUDA_MACRO] if with_cuda else None
     name = f"qwen_kernels_{_build_digest(sources, cxx_flags + (cuda_flags or []))}"
-    build_dir = cache_root() / name
-    build_dir.mkdir(parents=True, exist_ok=True)
-    if not (build_dir / f"{name}.so").exists():
-        target = "C++ and CUDA" if with_cuda else "C++ (CPU only)"
-        print(f"qwen kernels: compiling the {target} extension into {build_dir} "
+    return JitTarget(name, cache_root() / name, tuple(sources), tuple(cxx_flags),
+                     tuple(cuda_flags) if cuda_flags else None)
+
+
+def _aot_module() -> ModuleType | None:
+    try:
+        from kernels import _C  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _C
+
+
+def _jit_build(target: JitTarget) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    target.build_dir.mkdir(parents=True, exist_ok=True)
+    if not target.library.exists():
+        kind = "C++ and CUDA" if target.cuda_flags else "C++ (CPU only)"
+        print(f"qwen kernels: compiling the {kind} extension into {target.build_dir} "
               "(first use only, about a minute)...", file=sys.stderr, flush=True)
     try:
         return cpp_extension.load(
-            name=name,
-            sources=[str(s) for s in sources],
-            extra_cflags=cxx_flags,
-            extra_cuda_cflags=cuda_flags,
+            name=target.name,
+            sources=[str(s) for s in target.sources],
+            extra_cflags=list(target.cxx_flags),
+            extra_cuda_cflags=list(target.cuda_flags) if target.cuda_flags else None,
             extra_ldflags=["-fopenmp"],
-            build_directory=str(build_dir),
+            build_directory=str(target.build_dir),
             verbose=False,
         )
     except (RuntimeError, OSError, ImportError) as error:
         raise KernelBuildError(
-            f"could not build the qwen kernels in {build_dir}: {error}. A C++17 compiler with OpenMP "
+            f"could not build the qwen kernels in {target.build_dir}: {error}. A C++ compiler with OpenMP "
             "is needed (and nvcc for CUDA); set model.kernels: torch to run without them."
         ) from error
+
+
+def is_built() -> bool:
+    """Whether load() would return without compiling: installed ahead of time, or in the cache."""
+    return _aot_module() is not None or jit_target().library.exists()
 
 
 @functools.cache
 def load() -> ModuleType:
     """The compiled kernels: the ahead-of-time build if installed, else a cached JIT build."""
-    try:
-        from kernels import _C  # type: ignore[attr-defined]
-
-        return _C
-    except ImportError:
-        return _jit_build()
+    return _aot_module() or _jit_build(jit_target())
 
 
 def aot_extension():
@@ -156,3 +185,8 @@ def cuda_object_commands(nvcc: str, out_dir: Path, arch: str = "sm_90",
         else:
             commands.append([*common, "-O1", WITH_CUDA_MACRO, *torch_includes])
     return commands
+
+
+if __name__ == "__main__":
+    module = load()
+    print(f"qwen kernels ready: {module.__file__} (CUDA {'in' if module.built_with_cuda() else 'not in'} this build)")

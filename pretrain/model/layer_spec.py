@@ -19,18 +19,28 @@ from megatron.core.transformer.spec_utils import ModuleSpec
 from megatron.core.transformer.transformer_block import TransformerBlockSubmodules
 from megatron.core.transformer.transformer_layer import TransformerLayer, TransformerLayerSubmodules
 
+from kernels.selection import use_fused_kernels
 from pretrain.model.attention import core_attention_class
 from pretrain.model.norm import QwenRMSNorm
 
 
-def qwen_layer_spec(attention_backend: str = "auto") -> ModuleSpec:
-    norm = QwenRMSNorm
+def layer_modules(kernels: str = "auto") -> tuple[type, type, type]:
+    """(norm, self-attention, MLP) classes for ``model.kernels`` (auto | fused | torch)."""
+    if use_fused_kernels(kernels):
+        from kernels.megatron import FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
+
+        return FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
+    return QwenRMSNorm, SelfAttention, MLP
+
+
+def qwen_layer_spec(attention_backend: str = "auto", kernels: str = "auto") -> ModuleSpec:
+    norm, self_attention, mlp = layer_modules(kernels)
     return ModuleSpec(
         module=TransformerLayer,
         submodules=TransformerLayerSubmodules(
             input_layernorm=norm,
             self_attention=ModuleSpec(
-                module=SelfAttention,
+                module=self_attention,
                 params={"attn_mask_type": AttnMaskType.causal},
                 submodules=SelfAttentionSubmodules(
                     linear_qkv=ColumnParallelLinear,
@@ -42,15 +52,16 @@ def qwen_layer_spec(attention_backend: str = "auto") -> ModuleSpec:
             ),
             self_attn_bda=get_bias_dropout_add,
             pre_mlp_layernorm=norm,
-            mlp=ModuleSpec(module=MLP, submodules=MLPSubmodules(linear_fc1=ColumnParallelLinear,
+            mlp=ModuleSpec(module=mlp, submodules=MLPSubmodules(linear_fc1=ColumnParallelLinear,
                                                                 linear_fc2=RowParallelLinear)),
             mlp_bda=get_bias_dropout_add,
         ),
     )
 
 
-def qwen_block_spec(num_layers: int, attention_backend: str = "auto") -> TransformerBlockSubmodules:
+def qwen_block_spec(num_layers: int, attention_backend: str = "auto",
+                    kernels: str = "auto") -> TransformerBlockSubmodules:
     """This pipeline stage's ``num_layers`` layers plus the final RMSNorm (built on the last stage
     only; megatron would otherwise pick its own norm class)."""
-    layer = qwen_layer_spec(attention_backend)
-    return TransformerBlockSubmodules(layer_specs=[layer] * num_layers, layer_norm=QwenRMSNorm)
+    layer = qwen_layer_spec(attention_backend, kernels)
+    return TransformerBlockSubmodules(layer_specs=[layer] * num_layers, layer_norm=layer_modules(kernels)[0])
