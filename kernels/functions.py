@@ -33,14 +33,15 @@ class RMSNormFunction(torch.autograd.Function):
 
 class SwiGLUFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, fc1: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, fc1: torch.Tensor, grad_into_input: bool) -> torch.Tensor:
         ctx.save_for_backward(fc1)
+        ctx.grad_into_input = grad_into_input
         return load().swiglu_forward(fc1)
 
     @staticmethod
     def backward(ctx, dout: torch.Tensor):
         (fc1,) = ctx.saved_tensors
-        return load().swiglu_backward(dout.contiguous(), fc1)
+        return load().swiglu_backward(dout.contiguous(), fc1, ctx.grad_into_input), None
 
 
 class RotaryFunction(torch.autograd.Function):
@@ -62,9 +63,14 @@ def fused_rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> t
     return RMSNormFunction.apply(x, weight, eps)
 
 
-def fused_swiglu(fc1: torch.Tensor) -> torch.Tensor:
-    """silu(gate) * up for fc1 = [gate | up] along the last dimension (megatron-core's layout)."""
-    return SwiGLUFunction.apply(fc1)
+def fused_swiglu(fc1: torch.Tensor, grad_into_input: bool = False) -> torch.Tensor:
+    """silu(gate) * up for fc1 = [gate | up] along the last dimension (megatron-core's layout).
+
+    ``grad_into_input=True`` writes d(fc1) over fc1's own memory in the backward, saving an
+    allocation the size of fc1 (as Liger-Kernel's SwiGLU does). Only for an fc1 that nothing else
+    uses, such as the MLP's fc1 output; autograd raises if something else saved it.
+    """
+    return SwiGLUFunction.apply(fc1, grad_into_input)
 
 
 def fused_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:

@@ -52,7 +52,8 @@ class FusedSwiGLUMLP(MLP):
         fc1, fc1_bias = self.linear_fc1(hidden_states)
         if fc1_bias is not None:
             fc1 = fc1 + fc1_bias
-        return self.linear_fc2(fused_swiglu(fc1.contiguous()))
+        # fc1 is this step's fresh projection, used by nothing else: its memory takes its gradient.
+        return self.linear_fc2(fused_swiglu(fc1.contiguous(), grad_into_input=True))
 
 
 class FusedRotarySelfAttention(SelfAttention):

@@ -83,7 +83,7 @@ at::Tensor swiglu_forward(const at::Tensor& fc1) {
   return QWEN_DISPATCH(fc1, swiglu_forward, fc1);
 }
 
-at::Tensor swiglu_backward(const at::Tensor& dout, const at::Tensor& fc1) {
+at::Tensor swiglu_backward(const at::Tensor& dout, const at::Tensor& fc1, bool in_place) {
   check_fc1(fc1);
   check_input(dout, "dout");
   check_same(dout, fc1, "dout", "fc1");
@@ -91,7 +91,10 @@ at::Tensor swiglu_backward(const at::Tensor& dout, const at::Tensor& fc1) {
   expected.back() /= 2;
   TORCH_CHECK(dout.sizes() == at::IntArrayRef(expected), "dout must have shape ", at::IntArrayRef(expected),
               " (fc1 with its last dimension halved), got ", dout.sizes());
-  return QWEN_DISPATCH(fc1, swiglu_backward, dout, fc1);
+  at::Tensor dfc1 = QWEN_DISPATCH(fc1, swiglu_backward, dout, fc1, in_place);
+  // Autograd must see the write: anything else that saved fc1 then fails loudly, not silently.
+  if (in_place) torch::autograd::impl::bump_version(fc1);
+  return dfc1;
 }
 
 void check_rotary_inputs(const at::Tensor& x, const at::Tensor& freqs, const char* x_name) {
@@ -140,8 +143,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("x"), py::arg("weight"), py::arg("rstd"), release_gil());
   m.def("swiglu_forward", &qk::swiglu_forward, "silu(gate) * up of fc1 = [gate | up]", py::arg("fc1"),
         release_gil());
-  m.def("swiglu_backward", &qk::swiglu_backward, "d(fc1) from d(out)", py::arg("dout"), py::arg("fc1"),
-        release_gil());
+  m.def("swiglu_backward", &qk::swiglu_backward, "d(fc1) from d(out), over fc1 itself when in_place",
+        py::arg("dout"), py::arg("fc1"), py::arg("in_place") = false, release_gil());
   m.def("rotary_forward", &qk::rotary_forward, "rotate-half RoPE of x [s, b, h, d]", py::arg("x"),
         py::arg("freqs"), release_gil());
   m.def("rotary_backward", &qk::rotary_backward, "transpose of rotary_forward", py::arg("dout"),

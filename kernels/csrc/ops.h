@@ -19,8 +19,8 @@ std::tuple<at::Tensor, at::Tensor> rmsnorm_backward_cpu(const at::Tensor& dy, co
 
 // SwiGLU on a gated fc1 output [..., 2F] = [gate | up]: out [..., F] = silu(gate) * up.
 at::Tensor swiglu_forward_cpu(const at::Tensor& fc1);
-// Returns d(fc1) [..., 2F] from d(out) [..., F].
-at::Tensor swiglu_backward_cpu(const at::Tensor& dout, const at::Tensor& fc1);
+// Returns d(fc1) [..., 2F] from d(out) [..., F]; written over fc1 itself when in_place.
+at::Tensor swiglu_backward_cpu(const at::Tensor& dout, const at::Tensor& fc1, bool in_place);
 
 // Rotate-half rotary embedding of x [seq, batch, heads, dim] by angles freqs [seq, 1, 1, dim]:
 // out = x * cos(freqs) + rotate_half(x) * sin(freqs). The backward applies the transpose.
@@ -34,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor> rmsnorm_backward_cuda(const at::Tensor& dy, c
                                                          const at::Tensor& weight,
                                                          const at::Tensor& rstd);
 at::Tensor swiglu_forward_cuda(const at::Tensor& fc1);
-at::Tensor swiglu_backward_cuda(const at::Tensor& dout, const at::Tensor& fc1);
+at::Tensor swiglu_backward_cuda(const at::Tensor& dout, const at::Tensor& fc1, bool in_place);
 at::Tensor rotary_forward_cuda(const at::Tensor& x, const at::Tensor& freqs);
 at::Tensor rotary_backward_cuda(const at::Tensor& dout, const at::Tensor& freqs);
 #endif

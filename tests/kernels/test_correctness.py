@@ -118,3 +118,29 @@ def test_empty_inputs_give_empty_outputs():
     assert fused_rmsnorm(x, torch.ones(8)).shape == (0, 8)
     assert fused_swiglu(torch.empty(0, 8)).shape == (0, 4)
     assert fused_rotary(torch.empty(0, 1, 2, 8), torch.empty(0, 1, 1, 8)).shape == (0, 1, 2, 8)
+
+
+@pytest.mark.usefixtures("ops")
+def test_swiglu_gradient_into_its_input_matches_and_reuses_the_memory():
+    torch.manual_seed(4)
+    leaf = torch.randn(6, 2 * 37, requires_grad=True)
+    dout = torch.randn(6, 37)
+    fc1 = leaf * 1.0  # a fresh intermediate, like the MLP's fc1 output
+    fc1_memory = fc1.data_ptr()
+    grad_memory = []
+    fc1.register_hook(lambda grad: grad_memory.append(grad.data_ptr()))
+    fused_swiglu(fc1, grad_into_input=True).backward(dout)
+    ref_leaf = leaf.detach().double().requires_grad_()
+    reference.swiglu(ref_leaf).backward(dout.double())
+    torch.testing.assert_close(leaf.grad.double(), ref_leaf.grad, rtol=1e-5, atol=1e-5)
+    assert grad_memory == [fc1_memory]
+
+
+@pytest.mark.usefixtures("ops")
+def test_swiglu_gradient_into_input_is_refused_when_another_op_saved_that_input():
+    leaf = torch.randn(4, 8, requires_grad=True)
+    fc1 = leaf * 1.0
+    squared = fc1 * fc1  # saves fc1 for its backward, which runs after the SwiGLU's
+    loss = squared.sum() + fused_swiglu(fc1, grad_into_input=True).sum()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

@@ -28,6 +28,7 @@ void swiglu_forward_rows(const scalar_t* fc1, scalar_t* out, int64_t rows, int64
 }
 
 // d gate = dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g))), d up = dout * silu(g).
+// Each element of dfc1 depends only on the same element of fc1, so dfc1 may be fc1 itself.
 template <typename scalar_t>
 void swiglu_backward_rows(const scalar_t* dout, const scalar_t* fc1, scalar_t* dfc1, int64_t rows,
                           int64_t width) {
@@ -71,10 +72,10 @@ at::Tensor swiglu_forward_cpu(const at::Tensor& fc1) {
   return out;
 }
 
-at::Tensor swiglu_backward_cpu(const at::Tensor& dout, const at::Tensor& fc1) {
+at::Tensor swiglu_backward_cpu(const at::Tensor& dout, const at::Tensor& fc1, bool in_place) {
   const int64_t width = fc1.size(-1) / 2;
   const int64_t rows = width == 0 ? 0 : fc1.numel() / (2 * width);
-  at::Tensor dfc1 = at::empty_like(fc1);
+  at::Tensor dfc1 = in_place ? fc1 : at::empty_like(fc1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, fc1.scalar_type(), "swiglu_backward_cpu", [&] {
     swiglu_backward_rows<scalar_t>(dout.const_data_ptr<scalar_t>(), fc1.const_data_ptr<scalar_t>(),
                                    dfc1.mutable_data_ptr<scalar_t>(), rows, width);

@@ -25,6 +25,7 @@ cudaError_t rmsnorm_backward(DType dtype, const void* dy, const void* x, const v
 
 cudaError_t swiglu_forward(DType dtype, const void* fc1, void* out, int64_t rows, int64_t width,
                            int multiprocessors, cudaStream_t stream);
+// dfc1 may equal fc1 (in-place gradient).
 cudaError_t swiglu_backward(DType dtype, const void* dout, const void* fc1, void* dfc1, int64_t rows,
                             int64_t width, int multiprocessors, cudaStream_t stream);
 

@@ -90,11 +90,11 @@ at::Tensor swiglu_forward_cuda(const at::Tensor& fc1) {
   return out;
 }
 
-at::Tensor swiglu_backward_cuda(const at::Tensor& dout, const at::Tensor& fc1) {
+at::Tensor swiglu_backward_cuda(const at::Tensor& dout, const at::Tensor& fc1, bool in_place) {
   const c10::cuda::CUDAGuard guard(fc1.device());
   const int64_t width = fc1.size(-1) / 2;
   const int64_t rows = fc1.numel() / (2 * width);
-  at::Tensor dfc1 = at::empty_like(fc1);
+  at::Tensor dfc1 = in_place ? fc1 : at::empty_like(fc1);
   if (rows > 0) {
     C10_CUDA_CHECK(cuda::swiglu_backward(dtype_of(fc1), dout.const_data_ptr(), fc1.const_data_ptr(),
                                          dfc1.mutable_data_ptr(), rows, width, multiprocessors(fc1),

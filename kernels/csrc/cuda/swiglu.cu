@@ -32,8 +32,9 @@ __global__ void swiglu_forward_kernel(const T* __restrict__ fc1, T* __restrict__
 }
 
 // d gate = dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g))), d up = dout * silu(g).
+// dfc1 may be fc1 itself (each element is read before the same element is written): no __restrict__.
 template <typename T, int VEC>
-__global__ void swiglu_backward_kernel(const T* __restrict__ dout, const T* __restrict__ fc1, T* __restrict__ dfc1,
+__global__ void swiglu_backward_kernel(const T* __restrict__ dout, const T* fc1, T* dfc1,
                                        int64_t rows, int64_t width) {
   using acc_t = acc_type<T>;
   const int64_t vectors_per_row = width / VEC;

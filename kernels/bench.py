@@ -1,0 +1,185 @@
+"""``qwen-bench kernels``: fused RMSNorm, SwiGLU and RoPE against eager PyTorch and torch.compile.
+
+Each op runs forward, and forward+backward, at Qwen-7B shapes by default (2048 tokens, hidden 4096,
+ffn 11008, 32 heads of 128). The implementations take turns on every repetition so that load from
+other processes hits them alike; the median is reported. Bytes/s is measured against the minimum
+bytes each op must move (REFERENCE.md section 5: per element, RMSNorm reads x and writes y forward,
+reads x and dy and writes dx backward; SwiGLU per output element reads gate and up and writes out
+forward, reads gate, up and dout and writes both halves of d(fc1) backward; RoPE reads and writes
+once each way), next to the copy bandwidth of the same device measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from kernels import reference
+from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+# What FusedSwiGLUMLP runs: d(fc1) written over fc1, saving an fc1-sized allocation.
+GRAD_INTO_INPUT = "fused, d(fc1) into fc1 (as in the MLP)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokens", type=int, default=2048, help="sequence x batch rows (default 2048)")
+    parser.add_argument("--hidden", type=int, default=4096)
+    parser.add_argument("--ffn", type=int, default=11008, help="per SwiGLU branch; fc1 is twice this wide")
+    parser.add_argument("--heads", type=int, default=32)
+    parser.add_argument("--head-dim", type=int, default=128)
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each implementation")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for every implementation (default: torch's default)")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for minutes)")
+    parser.add_argument("--ops", default="rmsnorm,swiglu,rotary", help="comma-separated subset")
+
+
+@dataclass
+class OpCase:
+    name: str
+    inputs: tuple[torch.Tensor, ...]  # the differentiable ones first
+    differentiable: int  # how many leading inputs get gradients
+    grad_out: torch.Tensor
+    implementations: dict[str, Callable[..., torch.Tensor]]
+    forward_bytes: int
+    backward_bytes: int
+    # Implementations whose backward writes the gradient over their input (timed in
+    # forward+backward only; the input is restored, untimed, before every call).
+    overwrite_input: tuple[str, ...] = ()
+
+
+def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[OpCase]:
+    size = torch.tensor([], dtype=dtype).element_size()
+    tokens, hidden, ffn = args.tokens, args.hidden, args.ffn
+
+    def rand(*shape, dt=dtype):
+        return torch.randn(*shape, device=device, dtype=dt)
+
+    x = rand(tokens, hidden)
+    weight = torch.rand(hidden, device=device, dtype=dtype) + 0.5
+    fc1 = rand(tokens, 2 * ffn)
+    q = rand(tokens, 1, args.heads, args.head_dim)
+    freqs = reference.rotary_angles(tokens, args.head_dim).to(device=device, dtype=accumulate_dtype(dtype))
+    cases = {
+        "rmsnorm": OpCase("RMSNorm", (x, weight), 2, rand(tokens, hidden),
+                          {"fused": lambda a, w: fused_rmsnorm(a, w, 1e-6),
+                           "eager": lambda a, w: reference.rmsnorm(a, w, 1e-6)},
+                          2 * x.numel() * size, 3 * x.numel() * size),
+        "swiglu": OpCase("SwiGLU", (fc1,), 1, rand(tokens, ffn),
+                         {"fused": fused_swiglu, "eager": reference.swiglu,
+                          GRAD_INTO_INPUT: lambda f: fused_swiglu(f, grad_into_input=True)},
+                         3 * tokens * ffn * size, 5 * tokens * ffn * size, overwrite_input=(GRAD_INTO_INPUT,)),
+        "rotary": OpCase("RoPE", (q, freqs), 1, rand(*q.shape),
+                         {"fused": fused_rotary, "eager": reference.rotary},
+                         2 * q.numel() * size, 2 * q.numel() * size),
+    }
+    wanted = [name.strip() for name in args.ops.split(",")]
+    unknown = set(wanted) - set(cases)
+    if unknown:
+        raise SystemExit(f"qwen-bench kernels: unknown op(s) {', '.join(sorted(unknown))}; choose from {', '.join(cases)}")
+    chosen = [cases[name] for name in wanted]
+    if not args.no_compile:
+        for case in chosen:
+            case.implementations["torch.compile"] = torch.compile(case.implementations["eager"], dynamic=False)
+    return chosen
+
+
+Timed = tuple[Callable[[], object], Callable[[], object]]  # (untimed set-up, timed call)
+
+
+def forward_only(case: OpCase, impl: Callable, overwrites_input: bool) -> Timed:
+    def run():
+        with torch.no_grad():
+            return impl(*case.inputs)
+    return (lambda: None), run
+
+
+def forward_backward(case: OpCase, impl: Callable, overwrites_input: bool) -> Timed:
+    originals = case.inputs[: case.differentiable]
+    leaves = [t.detach().clone().requires_grad_() for t in originals]
+    rest = case.inputs[case.differentiable:]
+
+    def restore():
+        if overwrites_input:
+            with torch.no_grad():
+                for leaf, original in zip(leaves, originals):
+                    leaf.copy_(original)
+
+    def run():
+        out = impl(*leaves, *rest)
+        return torch.autograd.grad(out, leaves, case.grad_out)
+    return restore, run
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(runs: dict[str, Timed], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per call; every repetition calls each implementation once, in turn."""
+    for setup, run in runs.values():  # warm-up: JIT/compile, allocator, caches
+        for _ in range(2):
+            setup()
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, (setup, run) in runs.items():
+            setup()
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+def copy_bandwidth(device: torch.device, dtype: torch.dtype, elements: int, repeats: int) -> float:
+    """Bytes/s of ``dst.copy_(src)`` on a buffer of the ops' size: the device's practical ceiling."""
+    src = torch.randn(elements, device=device).to(dtype)
+    dst = torch.empty_like(src)
+    seconds = interleaved_medians({"copy": ((lambda: None), lambda: dst.copy_(src))}, repeats, device)["copy"]
+    return 2 * src.numel() * src.element_size() / seconds
+
+
+def describe_machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def run(args: argparse.Namespace) -> int:
+    device = torch.device(args.device)
+    dtype = DTYPES[args.dtype]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cases = op_cases(args, device, dtype)
+    ceiling = copy_bandwidth(device, dtype, args.tokens * args.hidden, args.repeats)
+    print(f"# qwen-bench kernels: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"{describe_machine(device)}, torch {torch.__version__}, {args.dtype}, {args.tokens} tokens, "
+          f"hidden {args.hidden}, ffn {args.ffn}, {args.heads}x{args.head_dim} heads, median of {args.repeats}")
+    print(f"copy bandwidth (dst.copy_(src), {args.tokens}x{args.hidden}): {ceiling / 1e9:.1f} GB/s\n")
+    print("| op | pass | implementation | time (ms) | speedup vs eager | GB/s (minimum bytes) | of copy bandwidth |")
+    print("|---|---|---|---|---|---|---|")
+    for case in cases:
+        for label, make, moved in (("forward", forward_only, case.forward_bytes),
+                                   ("forward+backward", forward_backward, case.forward_bytes + case.backward_bytes)):
+            runs = {name: make(case, impl, name in case.overwrite_input)
+                    for name, impl in case.implementations.items()
+                    if label == "forward+backward" or name not in case.overwrite_input}
+            medians = interleaved_medians(runs, args.repeats, device)
+            for name, seconds in medians.items():
+                rate = moved / seconds
+                print(f"| {case.name} | {label} | {name} | {seconds * 1e3:.2f} | {medians['eager'] / seconds:.2f}x | "
+                      f"{rate / 1e9:.1f} | {rate / ceiling:.0%} |", flush=True)
+    return 0
