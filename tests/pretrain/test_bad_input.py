@@ -59,20 +59,16 @@ def copied_prefix(corpus_prefixes, tmp_path) -> str:
     return str(prefix)
 
 
-def test_truncated_bin_names_the_bin_file(copied_prefix, capsys):
-    with open(copied_prefix + ".bin", "r+b") as handle:
-        handle.truncate(1000)
+@pytest.mark.parametrize("suffix, keep_bytes, message", [
+    (".bin", 1000, ".bin: truncated (1000 bytes"),
+    (".idx", 100, ".idx: truncated index"),
+])
+def test_truncated_dataset_file_is_named(copied_prefix, capsys, suffix, keep_bytes, message):
+    with open(copied_prefix + suffix, "r+b") as handle:
+        handle.truncate(keep_bytes)
     assert qwen_train(["--check", f"data.prefixes=[{copied_prefix}]"]) == 2
     [line] = error_lines(capsys)
-    assert f"{copied_prefix}.bin: truncated (1000 bytes" in line
-
-
-def test_truncated_idx_names_the_idx_file(copied_prefix, capsys):
-    with open(copied_prefix + ".idx", "r+b") as handle:
-        handle.truncate(100)
-    assert qwen_train(["--check", f"data.prefixes=[{copied_prefix}]"]) == 2
-    [line] = error_lines(capsys)
-    assert f"{copied_prefix}.idx: truncated index" in line
+    assert f"{copied_prefix}{message}" in line
 
 
 def test_valid_config_passes_the_check(copied_prefix, capsys):
