@@ -5,7 +5,23 @@ first (scripts/setup.sh does) so pip never replaces it with a CUDA build pulled 
 Fused kernels are compiled ahead of time when QWEN_BUILD_KERNELS=1 (see kernels/build.py).
 """
 
+import os
+
 from setuptools import find_packages, setup
+
+
+def kernel_build() -> dict:
+    """QWEN_BUILD_KERNELS=1: compile kernels/ now (C++, plus CUDA when a toolkit is found) into
+    kernels/_C. It imports torch, so install with --no-build-isolation; without the variable
+    nothing is compiled here and the kernels build on first use (kernels/build.py)."""
+    if os.environ.get("QWEN_BUILD_KERNELS") != "1":
+        return {}
+    from torch.utils.cpp_extension import BuildExtension
+
+    from kernels.build import aot_extension
+
+    return {"ext_modules": [aot_extension()], "cmdclass": {"build_ext": BuildExtension}}
+
 
 RUNTIME_REQUIREMENTS = [
     "torch>=2.6,<2.14",
@@ -41,6 +57,7 @@ setup(
     package_data={"kernels": ["csrc/*", "csrc/**/*"]},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require=EXTRAS,
+    **kernel_build(),
     entry_points={
         "console_scripts": [
             "qwen-train=pretrain.cli.train:main",

@@ -147,12 +147,17 @@ def load() -> ModuleType:
 
 
 def aot_extension():
-    """The setuptools extension for setup.py (QWEN_BUILD_KERNELS=1); CUDA when a toolkit is found."""
+    """The setuptools extension for setup.py (QWEN_BUILD_KERNELS=1): CUDA too when torch is a CUDA
+    build and a toolkit is found."""
+    import torch
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
 
     root = Path(__file__).resolve().parent.parent
-    rel = lambda names: [str((SOURCE_DIR / n).relative_to(root)) for n in names]  # noqa: E731
-    if CUDA_HOME is not None:
+
+    def rel(names: tuple[str, ...]) -> list[str]:  # setuptools wants paths relative to setup.py
+        return [str((SOURCE_DIR / name).relative_to(root)) for name in names]
+
+    if torch.version.cuda is not None and CUDA_HOME is not None:
         return CUDAExtension(
             "kernels._C",
             rel(CPU_SOURCES + CUDA_SOURCES),
