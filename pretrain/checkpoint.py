@@ -1,7 +1,8 @@
 """Checkpoints that are either complete or ignored.
 
 A checkpoint is the directory ``<dir>/step_XXXXXXXX``: DeepSpeed's model/optimizer/scheduler files,
-``rng/rank_N.pt`` per rank, ``train_state.json`` (step and data position), ``config.yaml`` and a
+``rng/rank_N.pt`` per rank, ``train_state.json`` (step and data position), ``config.yaml``, the layout-free copy ``full/``
+(:mod:`pretrain.checkpoint_reshard`, read when the run resumes under another layout) and a
 ``COMPLETE`` marker. It is written as ``.staging-step_XXXXXXXX``, marked complete, renamed into place,
 and only then does ``latest`` (replaced atomically) point at it. A crash at any moment therefore
 leaves either the previous checkpoint as ``latest`` or the new one fully written; resuming skips
@@ -19,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from pretrain.checkpoint_reshard import (FULL_DIR, current_layout, load_full_model, load_full_optimizer,
+                                         saved_layout, write_full_state)
 
 COMPLETE_MARKER = "COMPLETE"
 LATEST = "latest"
@@ -71,10 +75,21 @@ def restore_rng_state(state: dict) -> None:
 
 
 class CheckpointStore:
-    def __init__(self, directory: str, rank: int, keep_last: int | None = None):
+    def __init__(self, directory: str, rank: int, zero_stage: int, keep_last: int | None = None):
         self.directory = Path(directory)
         self.rank = rank
+        self.zero_stage = zero_stage
         self.keep_last = keep_last
+
+    def saved_under_another_layout(self, tag: str) -> bool:
+        layout = saved_layout(self.directory / tag)
+        return layout is not None and layout != current_layout(self.zero_stage)
+
+    def load_model_from_another_layout(self, module: torch.nn.Module, tag: str) -> str:
+        """Weights into the module before DeepSpeed wraps it; returns a note naming both layouts."""
+        load_full_model(module, self.directory / tag)
+        return (f"{self.directory / tag} was saved under {saved_layout(self.directory / tag)}: "
+                f"resharded to {current_layout(self.zero_stage)}")
 
     def complete_tags(self) -> list[str]:
         if not self.directory.is_dir():
@@ -107,6 +122,7 @@ class CheckpointStore:
         _barrier()
         engine.save_checkpoint(str(self.directory), tag=staging.name, client_state={"train_state": asdict(state)},
                                save_latest=False)
+        write_full_state(engine, staging / FULL_DIR, self.zero_stage, state.step)
         (staging / "rng").mkdir(parents=True, exist_ok=True)
         torch.save(rng_state(), staging / "rng" / f"rank_{self.rank}.pt")
         _barrier()
@@ -131,13 +147,18 @@ class CheckpointStore:
         for tag in older[:max(0, surplus)]:
             shutil.rmtree(self.directory / tag, ignore_errors=True)
 
-    def load(self, engine, tag: str) -> tuple[TrainState, list[str]]:
+    def load(self, engine, tag: str, resharded: bool = False) -> tuple[TrainState, list[str]]:
+        """Optimizer, schedule, train state and RNG; with ``resharded`` the weights are already in
+        the module and the rest comes from the layout-free copy."""
         notes = []
-        path, _ = engine.load_checkpoint(str(self.directory), tag=tag, load_optimizer_states=True,
-                                         load_lr_scheduler_states=True)
-        if path is None:
-            raise RuntimeError(f"{self.directory / tag}: DeepSpeed could not load this checkpoint")
         state = TrainState(**json.loads((self.directory / tag / "train_state.json").read_text()))
+        if resharded:
+            load_full_optimizer(engine, self.directory / tag, state.step)
+        else:
+            path, _ = engine.load_checkpoint(str(self.directory), tag=tag, load_optimizer_states=True,
+                                             load_lr_scheduler_states=True)
+            if path is None:
+                raise RuntimeError(f"{self.directory / tag}: DeepSpeed could not load this checkpoint")
         rng_file = self.directory / tag / "rng" / f"rank_{self.rank}.pt"
         if rng_file.is_file():
             restore_rng_state(torch.load(rng_file, weights_only=False))

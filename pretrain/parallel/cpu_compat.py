@@ -1,7 +1,8 @@
 """The one place where megatron-core and DeepSpeed are adapted to run on a CPU (gloo).
 
 megatron-core 0.16 assumes CUDA in three places on our path (REFERENCE.md §3):
-1. ``torch.cuda.current_device()`` picks devices for buffers (rotary inverse frequencies, ...);
+1. ``torch.cuda.current_device()`` picks devices for buffers (rotary inverse frequencies, ...), and
+   the pipeline's batched p2p exchange ends in ``torch.cuda.synchronize()``;
 2. its RNG tracker (``tensor_parallel.random``) saves and swaps CUDA generator states;
 3. ``pipeline_parallel/schedules.py`` allocates tensors with ``device="cuda"`` literals.
 DeepSpeed picks its accelerator from ``DS_ACCELERATOR`` when it is first imported.
@@ -38,6 +39,8 @@ def enable_cpu_execution() -> bool:
     # Must precede the first ``import deepspeed`` anywhere in the process.
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     torch.cuda.current_device = lambda: torch.device("cpu")
+    # gloo's send/recv have completed when their requests are waited on: nothing left to sync.
+    torch.cuda.synchronize = lambda *args, **kwargs: None
 
     from megatron.core.tensor_parallel import random as megatron_random
 

@@ -24,7 +24,7 @@ class LaunchEnv:
     local_rank: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -50,7 +50,7 @@ def initialize_distributed(parallel: ParallelConfig, seed: int) -> LaunchEnv:
     os.environ.update(RANK=str(launch.rank), WORLD_SIZE=str(launch.world_size), LOCAL_RANK=str(launch.local_rank))
     if launch.world_size == 1:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
     elif "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
         raise RuntimeError("MASTER_ADDR and MASTER_PORT must be set for a multi-process run "
                            "(torchrun sets them; see examples/slurm/ for SLURM)")
@@ -82,10 +82,13 @@ def destroy_distributed() -> None:
 
 
 class MegatronMpu:
-    """What DeepSpeed asks of an ``mpu``, answered from megatron-core's groups.
+    """What DeepSpeed asks of an ``mpu``, answered from megatron-core's groups (the Megatron-DeepSpeed
+    convention).
 
-    DeepSpeed's "model parallel" is megatron's tensor-parallel group: parameters replicated across
-    it are counted once in the gradient norm and ZeRO partitions over the data-parallel group.
+    DeepSpeed's "model parallel" group is megatron's model-parallel group, TP x PP: the gradient
+    norm is summed over it and each of its ranks names its own checkpoint file. Parameters
+    replicated across the *tensor*-parallel group (norms) are counted on TP rank 0 only, which
+    DeepSpeed reads from ``get_tensor_model_parallel_rank``. ZeRO partitions over data parallel.
     """
 
     def __init__(self):
@@ -94,12 +97,21 @@ class MegatronMpu:
         self._state = parallel_state
 
     def get_model_parallel_rank(self):
-        return self._state.get_tensor_model_parallel_rank()
+        return self._state.get_model_parallel_group().rank()
 
     def get_model_parallel_world_size(self):
-        return self._state.get_tensor_model_parallel_world_size()
+        return self._state.get_model_parallel_group().size()
 
     def get_model_parallel_group(self):
+        return self._state.get_model_parallel_group()
+
+    def get_tensor_model_parallel_rank(self):
+        return self._state.get_tensor_model_parallel_rank()
+
+    def get_tensor_model_parallel_world_size(self):
+        return self._state.get_tensor_model_parallel_world_size()
+
+    def get_tensor_model_parallel_group(self):
         return self._state.get_tensor_model_parallel_group()
 
     def get_data_parallel_rank(self):

@@ -15,10 +15,22 @@ def deepspeed_reports_grad_norm(config: RunConfig) -> bool:
 
 
 def clip_and_measure(engine, max_norm: float) -> float:
-    """DeepSpeed's own clipping (TP-replicated parameters counted once), returning the norm."""
-    from deepspeed.runtime.utils import clip_grad_norm_
+    """Clip to the global gradient norm and return it: squares summed over this rank's shard (a
+    TP-replicated parameter on TP rank 0 only), then over the TP x PP group. DeepSpeed's
+    ``clip_grad_norm_`` would count replicated parameters on model-parallel rank 0 only, which with
+    PP > 1 drops the later stages' norms."""
+    from megatron.core import parallel_state
+    from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
 
-    return float(clip_grad_norm_(parameters=engine.module.parameters(), max_norm=max_norm, mpu=engine.mpu))
+    parameters = [p for p in engine.module.parameters() if p.grad is not None]
+    squares = torch.zeros((), dtype=torch.float32, device=parameters[0].grad.device)
+    for parameter in parameters:
+        if param_is_not_tensor_parallel_duplicate(parameter):
+            squares += parameter.grad.detach().float().pow(2).sum()
+    torch.distributed.all_reduce(squares, group=parallel_state.get_model_parallel_group())
+    norm = squares.sqrt()
+    torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
+    return float(norm)
 
 
 def deepspeed_config(config: RunConfig, data_parallel_size: int) -> dict:

@@ -16,6 +16,7 @@ from pretrain.model.builder import build_model
 from pretrain.parallel.distributed import initialize_distributed
 from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
 from pretrain.training.metrics import MetricsLogger, device_peak_tflops, flops_per_token, memory_gib
+from pretrain.training.pipeline import PipelineSchedule, masked_mean
 from pretrain.training.signals import StopRequest
 from tools.tokenizer import EOD_ID
 
@@ -27,11 +28,6 @@ class TrainResult:
     final_step: int = 0
     stopped_by: str | None = None
     checkpoint: str | None = None
-
-
-def _masked_mean(per_token_loss: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    loss_mask = loss_mask.to(per_token_loss.dtype)
-    return (per_token_loss.float() * loss_mask).sum() / loss_mask.sum().clamp(min=1)
 
 
 class Trainer:
@@ -55,9 +51,12 @@ class Trainer:
             self.log.info(f"data: embedded corpus {prefixes} weights {weights}")
         self.data = build_datasets(config, prefixes, weights, EOD_ID)
         model = build_model(config.model, config.parallel, config.training.precision)
+        self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
+                                      config.checkpoint.keep_last) if config.checkpoint.dir else None)
+        self.resume_tag, self.resharded = self._find_resume_tag(model)
         self.engine = build_engine(model, config, self.dp_size)
-        self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.checkpoint.keep_last)
-                      if config.checkpoint.dir else None)
+        self.pipeline = (PipelineSchedule(self.engine, config.model.seq_length, config.training.micro_batch_size)
+                         if config.parallel.pp > 1 else None)
         self.state = TrainState()
         self.grad_norm = 0.0
         self.peak_tflops, self.peak_source = device_peak_tflops(config.logging.peak_tflops)
@@ -74,28 +73,37 @@ class Trainer:
         return value.item()
 
     def _forward_loss(self, batch: dict) -> torch.Tensor:
-        batch = self._to_device(batch)
         per_token = self.engine(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
-        return _masked_mean(per_token, batch["loss_mask"])
+        return masked_mean(per_token, batch["loss_mask"])
+
+    def _batches(self, dataset, first_sample: int) -> list[dict]:
+        training = self.config.training
+        return [self._to_device(batch) for batch in micro_batches(
+            dataset, first_sample, training.global_batch_size, training.micro_batch_size, self.dp_rank, self.dp_size)]
+
+    def _optimizer_step(self) -> None:
+        if self.engine.is_gradient_accumulation_boundary() and not deepspeed_reports_grad_norm(self.config):
+            self.grad_norm = clip_and_measure(self.engine, self.config.optimizer.clip_grad)
+        self.engine.step()
 
     def train_step(self) -> float:
         training = self.config.training
-        total = torch.zeros((), device=self.device)
-        count = 0
-        for batch in micro_batches(self.data.train, self.state.consumed_samples, training.global_batch_size,
-                                   training.micro_batch_size, self.dp_rank, self.dp_size):
-            loss = self._forward_loss(batch)
-            self.engine.backward(loss)
-            if self.engine.is_gradient_accumulation_boundary() and not deepspeed_reports_grad_norm(self.config):
-                self.grad_norm = clip_and_measure(self.engine, self.config.optimizer.clip_grad)
-            self.engine.step()
-            total += loss.detach().float()
-            count += 1
+        batches = self._batches(self.data.train, self.state.consumed_samples)
+        if self.pipeline:
+            loss = self.pipeline.forward_backward(batches)
+            self._optimizer_step()
+        else:
+            loss = torch.zeros((), device=self.device)
+            for batch in batches:
+                micro_loss = self._forward_loss(batch)
+                self.engine.backward(micro_loss)
+                self._optimizer_step()
+                loss += micro_loss.detach().float() / len(batches)
         if deepspeed_reports_grad_norm(self.config):
             self.grad_norm = float(self.engine.get_global_grad_norm() or 0.0)
         self.state.step += 1
         self.state.consumed_samples += training.global_batch_size
-        return self._dp_mean(total / count)
+        return self._dp_mean(loss)
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -106,25 +114,35 @@ class Trainer:
         total, count = torch.zeros((), device=self.device), 0
         for round_index in range(training.eval_iters):
             first = (round_index * training.global_batch_size) % max(1, len(self.data.valid) - training.global_batch_size + 1)
-            for batch in micro_batches(self.data.valid, first, training.global_batch_size,
-                                       training.micro_batch_size, self.dp_rank, self.dp_size):
-                total += self._forward_loss(batch).float()
-                count += 1
+            batches = self._batches(self.data.valid, first)
+            if self.pipeline:
+                total += self.pipeline.evaluate(batches) * len(batches)
+            else:
+                total += sum(self._forward_loss(batch).float() for batch in batches)
+            count += len(batches)
         self.engine.train()
         return self._dp_mean(total / count)
 
-    def resume(self) -> None:
+    def _find_resume_tag(self, model: torch.nn.Module) -> tuple[str | None, bool]:
+        """The checkpoint to resume from and whether it needs resharding; a resharded checkpoint's
+        weights go into the model here, before DeepSpeed partitions it."""
         if not (self.store and self.config.checkpoint.resume):
-            return
+            return None, False
         tag, notes = self.store.find_resume_tag()
+        resharded = tag is not None and self.store.saved_under_another_layout(tag)
+        if resharded:
+            notes.append(self.store.load_model_from_another_layout(model, tag))
         for note in notes:
             self.log.info(f"checkpoint: {note}")
-        if tag is None:
+        return tag, resharded
+
+    def resume(self) -> None:
+        if self.resume_tag is None:
             return
-        self.state, load_notes = self.store.load(self.engine, tag)
-        for note in load_notes:
+        self.state, notes = self.store.load(self.engine, self.resume_tag, self.resharded)
+        for note in notes:
             self.log.info(f"checkpoint: {note}")
-        self.log.info(f"checkpoint: resumed from {self.store.directory / tag} at step {self.state.step}")
+        self.log.info(f"checkpoint: resumed from {self.store.directory / self.resume_tag} at step {self.state.step}")
 
     def save(self) -> str | None:
         if self.store is None:
