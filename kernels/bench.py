@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for every implementation (default: torch's default)")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for minutes)")
     parser.add_argument("--ops", default="rmsnorm,swiglu,rotary", help="comma-separated subset")
+    parser.add_argument("--model-preset", default="qwen-small",
+                        help="preset for the training-step comparison of model.kernels fused vs torch ('none': skip)")
+    parser.add_argument("--model-tokens", type=int, default=512, help="tokens per training step (seq x batch 2)")
+    parser.add_argument("--model-precision", choices=("fp32", "bf16"), default="fp32",
+                        help="of the training-step comparison (fp32: CPU bf16 matmuls are emulated and slow)")
 
 
 @dataclass
@@ -182,4 +187,49 @@ def run(args: argparse.Namespace) -> int:
                 rate = moved / seconds
                 print(f"| {case.name} | {label} | {name} | {seconds * 1e3:.2f} | {medians['eager'] / seconds:.2f}x | "
                       f"{rate / 1e9:.1f} | {rate / ceiling:.0%} |", flush=True)
+    if args.model_preset != "none":
+        model_step_comparison(args, device)
     return 0
+
+
+def model_step_comparison(args: argparse.Namespace, device: torch.device) -> None:
+    """One training step (forward, backward, AdamW) of a preset's transformer layers built from
+    the Qwen layer spec with model.kernels torch and fused, from the same weights. The embedding
+    and output head are left out: the kernels do not touch them, and with Qwen's 151,936-row
+    vocabulary they dominate a small model's step."""
+    from megatron.core.transformer.transformer_block import TransformerBlock
+
+    from pretrain.config import ModelConfig, ParallelConfig, fill_from_preset
+    from pretrain.model.builder import transformer_config
+    from pretrain.model.layer_spec import qwen_block_spec
+    from pretrain.parallel.distributed import initialize_distributed
+
+    initialize_distributed(ParallelConfig(), seed=1234)
+    model = ModelConfig(preset=args.model_preset)
+    fill_from_preset(model)
+    config = transformer_config(model, ParallelConfig(), args.model_precision)
+    seq = args.model_tokens // 2
+    blocks = {mode: TransformerBlock(config, qwen_block_spec(model.num_layers, "sdpa", mode)).to(device)
+              for mode in ("torch", "fused")}
+    blocks["fused"].load_state_dict(blocks["torch"].state_dict())
+    optimizers = {mode: torch.optim.AdamW(block.parameters(), lr=1e-4) for mode, block in blocks.items()}
+    hidden = torch.randn(seq, 2, model.hidden_size, device=device, dtype=config.params_dtype)
+    grad = torch.randn_like(hidden)
+    freqs = reference.rotary_angles(seq, config.kv_channels).to(device)
+
+    def step(mode: str) -> Timed:
+        def run():
+            out = blocks[mode](hidden, attention_mask=None, rotary_pos_emb=freqs)
+            out.backward(grad)
+            optimizers[mode].step()
+            optimizers[mode].zero_grad(set_to_none=True)
+        return (lambda: None), run
+
+    medians = interleaved_medians({mode: step(mode) for mode in blocks}, args.repeats, device)
+    print(f"\ntraining step, {args.model_preset} transformer layers ({model.num_layers} x hidden {model.hidden_size}, "
+          f"ffn {model.ffn_hidden_size}), {args.model_tokens} tokens, {config.params_dtype}:\n")
+    print("| model.kernels | step (ms) | tokens/s | speedup |")
+    print("|---|---|---|---|")
+    for mode, seconds in medians.items():
+        print(f"| {mode} | {seconds * 1e3:.1f} | {args.model_tokens / seconds:,.0f} | "
+              f"{medians['torch'] / seconds:.2f}x |", flush=True)

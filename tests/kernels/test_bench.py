@@ -1,0 +1,32 @@
+"""``qwen-bench kernels`` runs end to end at toy sizes and prints one row per op, pass and
+implementation (figures themselves go to docs/benchmarks.md, never into tests)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pretrain.cli.bench import COMMANDS
+from pretrain.cli.dispatch import run_subcommand
+
+
+@pytest.mark.usefixtures("ops")
+def test_qwen_bench_kernels_prints_every_op_pass_and_implementation(capsys):
+    argv = ["kernels", "--tokens", "8", "--hidden", "64", "--ffn", "96", "--heads", "2", "--head-dim", "16",
+            "--repeats", "1", "--no-compile", "--model-preset", "none", "--dtype", "fp32"]
+    assert run_subcommand("qwen-bench", "", COMMANDS, argv) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\| (RMSNorm|SwiGLU|RoPE) \| (forward\+backward|forward) \| ([^|]+) \| ([\d.]+) \|", out, re.M)
+    found = {(op, phase, impl.strip()) for op, phase, impl, _ in rows}
+    for op in ("RMSNorm", "SwiGLU", "RoPE"):
+        for phase in ("forward", "forward+backward"):
+            assert {(op, phase, "fused"), (op, phase, "eager")} <= found
+    assert ("SwiGLU", "forward+backward", "fused, d(fc1) into fc1 (as in the MLP)") in found
+    assert all(float(ms) > 0 for *_, ms in rows)
+    assert "copy bandwidth" in out
+
+
+def test_qwen_bench_kernels_rejects_an_unknown_op():
+    with pytest.raises(SystemExit, match="unknown op"):
+        run_subcommand("qwen-bench", "", COMMANDS, ["kernels", "--ops", "gelu", "--no-compile"])
