@@ -59,7 +59,7 @@ def build_model(model: ModelConfig, parallel: ParallelConfig, precision: str = "
     stage_layers = get_num_layers_to_build(config, pp_rank=pp_rank)
     return GPTModel(
         config=config,
-        transformer_layer_spec=qwen_block_spec(stage_layers, model.attention_backend),
+        transformer_layer_spec=qwen_block_spec(stage_layers, model.attention_backend, model.kernels),
         vocab_size=padded_vocab_size(model, parallel.tp),
         max_sequence_length=model.seq_length,
         pre_process=parallel_state.is_pipeline_first_stage(),
