@@ -6,6 +6,7 @@
 #include <ATen/ops/empty_like.h>
 
 #include "../ops.h"
+#include "outputs.h"
 #include "vec_math.h"
 
 namespace qwen_kernels {
@@ -91,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor> rmsnorm_forward_cpu(const at::Tensor& x, cons
                                                        double eps) {
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = cpu::empty_output_like(x);
   at::Tensor rstd = at::empty({rows}, x.options().dtype(rstd_dtype(x)));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "rmsnorm_forward_cpu", [&] {
     rmsnorm_forward_rows<scalar_t>(x.const_data_ptr<scalar_t>(), weight.const_data_ptr<scalar_t>(),
@@ -106,7 +107,7 @@ std::tuple<at::Tensor, at::Tensor> rmsnorm_backward_cpu(const at::Tensor& dy, co
                                                         const at::Tensor& rstd) {
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
-  at::Tensor dx = at::empty_like(x);
+  at::Tensor dx = cpu::empty_output_like(x);
   at::Tensor dweight = at::empty_like(weight);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "rmsnorm_backward_cpu", [&] {
     rmsnorm_backward_rows<scalar_t>(dy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),

@@ -6,6 +6,7 @@
 #include <ATen/ops/sin.h>
 
 #include "../ops.h"
+#include "outputs.h"
 #include "vec_math.h"
 
 namespace qwen_kernels {
@@ -43,7 +44,7 @@ void rotary_rows(const scalar_t* in, const at::opmath_type<scalar_t>* cos_table,
 
 template <bool Transpose>
 at::Tensor rotary_cpu(const at::Tensor& in, const at::Tensor& freqs) {
-  at::Tensor out = at::empty_like(in);
+  at::Tensor out = cpu::empty_output_like(in);
   const at::Tensor cos_table = freqs.cos();
   const at::Tensor sin_table = freqs.sin();
   const int64_t rows_per_pos = in.size(1) * in.size(2);

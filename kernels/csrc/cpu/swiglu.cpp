@@ -5,6 +5,7 @@
 #include <ATen/ops/empty_like.h>
 
 #include "../ops.h"
+#include "outputs.h"
 #include "vec_math.h"
 
 namespace qwen_kernels {
@@ -64,7 +65,7 @@ std::vector<int64_t> halved_last_dim(const at::Tensor& fc1) {
 at::Tensor swiglu_forward_cpu(const at::Tensor& fc1) {
   const int64_t width = fc1.size(-1) / 2;
   const int64_t rows = width == 0 ? 0 : fc1.numel() / (2 * width);
-  at::Tensor out = at::empty(halved_last_dim(fc1), fc1.options());
+  at::Tensor out = cpu::empty_output(halved_last_dim(fc1), fc1.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, fc1.scalar_type(), "swiglu_forward_cpu", [&] {
     swiglu_forward_rows<scalar_t>(fc1.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), rows,
                                   width);
@@ -75,7 +76,7 @@ at::Tensor swiglu_forward_cpu(const at::Tensor& fc1) {
 at::Tensor swiglu_backward_cpu(const at::Tensor& dout, const at::Tensor& fc1, bool in_place) {
   const int64_t width = fc1.size(-1) / 2;
   const int64_t rows = width == 0 ? 0 : fc1.numel() / (2 * width);
-  at::Tensor dfc1 = in_place ? fc1 : at::empty_like(fc1);
+  at::Tensor dfc1 = in_place ? fc1 : cpu::empty_output_like(fc1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, fc1.scalar_type(), "swiglu_backward_cpu", [&] {
     swiglu_backward_rows<scalar_t>(dout.const_data_ptr<scalar_t>(), fc1.const_data_ptr<scalar_t>(),
                                    dfc1.mutable_data_ptr<scalar_t>(), rows, width);
