@@ -14,6 +14,7 @@ from pretrain.data.datasets import build_datasets, micro_batches
 from pretrain.data.embedded import build_embedded_corpus
 from pretrain.model.builder import build_model
 from pretrain.parallel.distributed import initialize_distributed
+from pretrain.parallel.sequence_parallel import sum_sequence_parallel_gradients
 from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
 from pretrain.training.metrics import MetricsLogger, device_peak_tflops, flops_per_token, memory_gib
 from pretrain.training.pipeline import PipelineSchedule, masked_mean
@@ -51,6 +52,8 @@ class Trainer:
             self.log.info(f"data: embedded corpus {prefixes} weights {weights}")
         self.data = build_datasets(config, prefixes, weights, EOD_ID)
         model = build_model(config.model, config.parallel, config.training.precision)
+        if config.parallel.sequence_parallel:
+            sum_sequence_parallel_gradients(model)
         self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
                                       config.checkpoint.keep_last) if config.checkpoint.dir else None)
         self.resume_tag, self.resharded = self._find_resume_tag(model)

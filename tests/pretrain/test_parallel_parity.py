@@ -23,6 +23,7 @@ LAYOUTS = {
     "dp2-zero2": (2, ["parallel.zero_stage=2"]),
     "dp2-zero3": (2, ["parallel.zero_stage=3"]),
     "tp2": (2, ["parallel.tp=2"]),
+    "tp2-sequence-parallel": (2, ["parallel.tp=2", "parallel.sequence_parallel=true"]),
     "pp2": (2, ["parallel.pp=2"]),
     "tp2-dp2-zero2": (4, ["parallel.tp=2", "parallel.zero_stage=2"]),
     "pp2-dp2-zero1": (4, ["parallel.pp=2", "parallel.zero_stage=1"]),
