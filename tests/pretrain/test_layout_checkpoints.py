@@ -4,6 +4,8 @@ the uninterrupted single-process run (model, Adam moments, schedule and data pos
 One chain of hops through a single checkpoint directory, each hop a different layout resuming
 the previous hop's last checkpoint: single -> TP2xPP2 -> single (the acceptance pair), then
 single -> TP2 -> PP2 (TP 2 -> 1) -> DP2 ZeRO-3 (PP 2 -> 1) -> single (ZeRO-3 -> single process).
+The TP2 and PP2 hops also recompute activations (selective, full): recomputation must not change
+the losses either.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ RELATIVE_TOLERANCE = 1e-4
 HOPS = [
     ("tp2-pp2", 4, ["parallel.tp=2", "parallel.pp=2"], 4),
     ("single", 1, [], 6),
-    ("tp2", 2, ["parallel.tp=2"], 8),
-    ("pp2", 2, ["parallel.pp=2"], 10),
+    ("tp2", 2, ["parallel.tp=2", "parallel.recompute=selective"], 8),
+    ("pp2", 2, ["parallel.pp=2", "parallel.recompute=full"], 10),
     ("dp2-zero3", 2, ["parallel.zero_stage=3"], 12),
     ("single", 1, [], 14),
 ]
