@@ -20,6 +20,8 @@ TOLERANCES = {
     torch.float16: dict(rtol=2e-3, atol=2e-3),
 }
 DTYPES = list(TOLERANCES)
+# CUDA joins where torch sees a GPU (the extension then builds with its CUDA kernels).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 # Last dimensions that are not multiples of any vector width, and the Qwen sizes at a few tokens.
 RMSNORM_SHAPES = [(1, 1), (3, 7), (2, 5, 33), (4, 130), (5, 2048), (3, 4096), (2, 5120)]
@@ -30,7 +32,7 @@ ROTARY_SHAPES = [(1, 1, 1, 2), (3, 2, 5, 18), (7, 1, 3, 34), (5, 1, 1, 130), (4,
 def assert_matches(actual: torch.Tensor, expected64: torch.Tensor, dtype: torch.dtype) -> None:
     assert actual.dtype == dtype
     assert not actual.isnan().any(), "NaN in the output: an element was never written"
-    torch.testing.assert_close(actual.double(), expected64, **TOLERANCES[dtype])
+    torch.testing.assert_close(actual.cpu().double(), expected64, **TOLERANCES[dtype])
 
 
 def grads_of(fn, inputs, grad_out):
@@ -40,15 +42,17 @@ def grads_of(fn, inputs, grad_out):
 
 
 @pytest.mark.usefixtures("ops", "poisoned_outputs")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", RMSNORM_SHAPES, ids=str)
-def test_rmsnorm_matches_float64_reference_forward_and_backward(shape, dtype):
+def test_rmsnorm_matches_float64_reference_forward_and_backward(shape, dtype, device):
     torch.manual_seed(0)
     x = torch.randn(shape, dtype=dtype) * 3
     weight = torch.rand(shape[-1], dtype=dtype) + 0.5
     dy = torch.randn(shape, dtype=dtype)
 
-    out, (dx, dweight) = grads_of(lambda a, w: fused_rmsnorm(a, w, 1e-6), (x, weight), dy)
+    out, (dx, dweight) = grads_of(lambda a, w: fused_rmsnorm(a, w, 1e-6),
+                                  (x.to(device), weight.to(device)), dy.to(device))
     ref, (dx_ref, dweight_ref) = grads_of(lambda a, w: reference.rmsnorm(a, w, 1e-6),
                                           (x.double(), weight.double()), dy.double())
     assert_matches(out, ref, dtype)
@@ -56,19 +60,20 @@ def test_rmsnorm_matches_float64_reference_forward_and_backward(shape, dtype):
     # dweight sums over every row: allow for the reduction in the tolerance of low precisions.
     rows = x.numel() // shape[-1]
     scale = 1.0 if dtype in (torch.float64, torch.float32) else max(1.0, rows ** 0.5)
-    torch.testing.assert_close(dweight.double(), dweight_ref, rtol=TOLERANCES[dtype]["rtol"] * scale,
+    torch.testing.assert_close(dweight.cpu().double(), dweight_ref, rtol=TOLERANCES[dtype]["rtol"] * scale,
                                atol=TOLERANCES[dtype]["atol"] * scale)
 
 
 @pytest.mark.usefixtures("ops", "poisoned_outputs")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", SWIGLU_SHAPES, ids=str)
-def test_swiglu_matches_float64_reference_forward_and_backward(shape, dtype):
+def test_swiglu_matches_float64_reference_forward_and_backward(shape, dtype, device):
     torch.manual_seed(1)
     fc1 = torch.randn(shape, dtype=dtype) * 4
     dout = torch.randn(*shape[:-1], shape[-1] // 2, dtype=dtype)
 
-    out, (dfc1,) = grads_of(fused_swiglu, (fc1,), dout)
+    out, (dfc1,) = grads_of(fused_swiglu, (fc1.to(device),), dout.to(device))
     ref, (dfc1_ref,) = grads_of(reference.swiglu, (fc1.double(),), dout.double())
     assert out.shape == (*shape[:-1], shape[-1] // 2)
     assert_matches(out, ref, dtype)
@@ -76,9 +81,10 @@ def test_swiglu_matches_float64_reference_forward_and_backward(shape, dtype):
 
 
 @pytest.mark.usefixtures("ops", "poisoned_outputs")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", ROTARY_SHAPES, ids=str)
-def test_rotary_matches_float64_reference_forward_and_backward(shape, dtype):
+def test_rotary_matches_float64_reference_forward_and_backward(shape, dtype, device):
     torch.manual_seed(2)
     seq, _, _, dim = shape
     x = torch.randn(shape, dtype=dtype)
@@ -86,7 +92,7 @@ def test_rotary_matches_float64_reference_forward_and_backward(shape, dtype):
     freqs = (torch.rand(seq, 1, 1, dim) * 20 - 10).to(accumulate_dtype(dtype))
     dout = torch.randn(shape, dtype=dtype)
 
-    out, (dx,) = grads_of(lambda a: fused_rotary(a, freqs), (x,), dout)
+    out, (dx,) = grads_of(lambda a: fused_rotary(a, freqs.to(device)), (x.to(device),), dout.to(device))
     ref, (dx_ref,) = grads_of(lambda a: reference.rotary(a, freqs.double()), (x.double(),), dout.double())
     assert_matches(out, ref, dtype)
     assert_matches(dx, dx_ref, dtype)

@@ -108,6 +108,17 @@ __device__ acc_t block_sum(acc_t value) {
   return value;
 }
 
+// Calls body(row, col) for every VEC-wide vector of a [rows, width] array, grid-stride.
+template <int VEC, typename Body>
+__device__ __forceinline__ void for_each_vector(int64_t rows, int64_t width, Body body) {
+  const int64_t vectors_per_row = width / VEC;
+  const int64_t total = rows * vectors_per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    body(i / vectors_per_row, (i % vectors_per_row) * VEC);
+  }
+}
+
 // Threads per block for a row of `vectors` vector accesses: whole warps, 32..1024.
 inline int threads_for(int64_t vectors) {
   int64_t warps = (vectors + 31) / 32;

@@ -13,12 +13,7 @@ __device__ __forceinline__ acc_t sigmoid(acc_t x) {
 template <typename T, int VEC>
 __global__ void swiglu_forward_kernel(const T* __restrict__ fc1, T* __restrict__ out, int64_t rows, int64_t width) {
   using acc_t = acc_type<T>;
-  const int64_t vectors_per_row = width / VEC;
-  const int64_t total = rows * vectors_per_row;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = i / vectors_per_row;
-    const int64_t col = (i % vectors_per_row) * VEC;
+  for_each_vector<VEC>(rows, width, [&](int64_t row, int64_t col) {
     const auto gate = load_pack<T, VEC>(fc1 + row * 2 * width + col);
     const auto up = load_pack<T, VEC>(fc1 + row * 2 * width + width + col);
     Pack<T, VEC> o;
@@ -28,7 +23,7 @@ __global__ void swiglu_forward_kernel(const T* __restrict__ fc1, T* __restrict__
       o.v[k] = from_acc<T>(g * sigmoid(g) * to_acc(up.v[k]));
     }
     store_pack(out + row * width + col, o);
-  }
+  });
 }
 
 // d gate = dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g))), d up = dout * silu(g).
@@ -37,12 +32,7 @@ template <typename T, int VEC>
 __global__ void swiglu_backward_kernel(const T* __restrict__ dout, const T* fc1, T* dfc1,
                                        int64_t rows, int64_t width) {
   using acc_t = acc_type<T>;
-  const int64_t vectors_per_row = width / VEC;
-  const int64_t total = rows * vectors_per_row;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = i / vectors_per_row;
-    const int64_t col = (i % vectors_per_row) * VEC;
+  for_each_vector<VEC>(rows, width, [&](int64_t row, int64_t col) {
     const int64_t gate_at = row * 2 * width + col;
     const auto gate = load_pack<T, VEC>(fc1 + gate_at);
     const auto up = load_pack<T, VEC>(fc1 + gate_at + width);
@@ -60,7 +50,7 @@ __global__ void swiglu_backward_kernel(const T* __restrict__ dout, const T* fc1,
     }
     store_pack(dfc1 + gate_at, dgate);
     store_pack(dfc1 + gate_at + width, dup);
-  }
+  });
 }
 
 constexpr int kThreads = 256;
