@@ -1,1 +1,5 @@
-"""Fused RMSNorm, SwiGLU and rotary kernels (C++ for CPU, CUDA for GPU)."""
+"""Fused RMSNorm, SwiGLU and rotary kernels (C++ for CPU, CUDA for GPU), forward and backward.
+
+``kernels.functions`` has the differentiable ops, ``kernels.megatron`` the megatron-core modules
+the Qwen layer spec uses, ``kernels.build`` compiles them; see docs/kernels.md.
+"""

@@ -29,22 +29,29 @@ DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 GRAD_INTO_INPUT = "fused, d(fc1) into fc1 (as in the MLP)"
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tokens", type=int, default=2048, help="sequence x batch rows (default 2048)")
-    parser.add_argument("--hidden", type=int, default=4096)
-    parser.add_argument("--ffn", type=int, default=11008, help="per SwiGLU branch; fc1 is twice this wide")
-    parser.add_argument("--heads", type=int, default=32)
-    parser.add_argument("--head-dim", type=int, default=128)
+    parser.add_argument("--tokens", type=positive_int, default=2048, help="sequence x batch rows (default 2048)")
+    parser.add_argument("--hidden", type=positive_int, default=4096)
+    parser.add_argument("--ffn", type=positive_int, default=11008, help="per SwiGLU branch; fc1 is twice this wide")
+    parser.add_argument("--heads", type=positive_int, default=32)
+    parser.add_argument("--head-dim", type=positive_int, default=128, help="even (rotate-half)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each implementation")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed runs of each implementation")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for every implementation (default: torch's default)")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for minutes)")
     parser.add_argument("--ops", default="rmsnorm,swiglu,rotary", help="comma-separated subset")
     parser.add_argument("--model-preset", default="qwen-small",
                         help="preset for the training-step comparison of model.kernels fused vs torch ('none': skip)")
-    parser.add_argument("--model-tokens", type=int, default=512, help="tokens per training step (seq x batch 2)")
+    parser.add_argument("--model-tokens", type=positive_int, default=512, help="tokens per training step (seq x batch 2)")
     parser.add_argument("--model-precision", choices=("fp32", "bf16"), default="fp32",
                         help="of the training-step comparison (fp32: CPU bf16 matmuls are emulated and slow)")
 

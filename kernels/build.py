@@ -4,8 +4,9 @@
 ``QWEN_BUILD_KERNELS=1 pip install --no-build-isolation -e .``) and otherwise compiles the sources
 with ``torch.utils.cpp_extension.load`` into a cache directory (``$QWEN_KERNELS_CACHE``, default
 ``~/.cache/qwen-pretrain/kernels``) keyed by a digest of the sources, flags, torch version and
-CPU, so only the first use on a machine pays the compile (about a minute on 2 cores).
-CUDA sources are compiled in only when torch sees a GPU and a CUDA toolkit is installed.
+CPU, so only the first use on a machine pays the compile (about a minute on 2 cores);
+``python -m kernels.build`` compiles ahead of that first use. CUDA sources are compiled in only
+when torch sees a GPU and a CUDA toolkit is installed.
 """
 
 from __future__ import annotations
