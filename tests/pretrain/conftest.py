@@ -51,13 +51,14 @@ def run_training_process(overrides: list[str], timeout: float = 600) -> subproce
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def step_losses(run_dir: Path) -> dict[int, float]:
-    """Per-step training loss from metrics.jsonl; a resumed step overrides its earlier record."""
+def step_losses(run_dir: Path, key: str = "loss") -> dict[int, float]:
+    """Per-step training loss (or ``key``, e.g. valid_loss) from metrics.jsonl; a resumed step
+    overrides its earlier record."""
     losses = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
-        if "loss" in record:
-            losses[record["step"]] = record["loss"]
+        if key in record:
+            losses[record["step"]] = record[key]
     return losses
 
 

@@ -48,3 +48,7 @@ def test_layout_matches_single_process_losses(layout, initial_checkpoint, small_
     assert sorted(losses) == sorted(expected)
     for step in expected:
         assert losses[step] == pytest.approx(expected[step], rel=RELATIVE_TOLERANCE), f"{layout} step {step}"
+    # Evaluation (forward only; through the pipeline schedule when pp > 1) agrees too.
+    expected_valid, valid = step_losses(single_process_run, "valid_loss"), step_losses(tmp_path, "valid_loss")
+    assert valid.keys() == expected_valid.keys() == {PARITY_STEPS}
+    assert valid[PARITY_STEPS] == pytest.approx(expected_valid[PARITY_STEPS], rel=RELATIVE_TOLERANCE)
