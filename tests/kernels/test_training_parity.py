@@ -12,16 +12,17 @@ STEPS = 20
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="pretrain/model/builder.py does not pass model.kernels to qwen_block_spec yet "
-                                       "(the lead's one-line change); until then both runs take the same path")
 @pytest.mark.usefixtures("ops")
 def test_training_loss_with_fused_kernels_equals_the_torch_path(small_vocab_prefix, tmp_path):
     runs = {mode: tmp_path / mode for mode in ("fused", "torch")}
-    # One micro-batch per step keeps 20 steps short; both runs at once use both cores.
+    # One micro-batch per step keeps 20 steps short; both runs at once use both cores. lr 3e-3
+    # (ten times Qwen's peak) still learns in 20 steps; at the parity runs' 1e-2 this tiny model's
+    # loss spikes amplify 1-ulp differences of summation order chaotically (2e-5 apart by step 20).
+    extra = ("training.global_batch_size=1", "optimizer.lr=3e-3")
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = dict(zip(runs, pool.map(
             lambda mode: run_processes(1, parity_overrides(small_vocab_prefix, runs[mode], STEPS,
-                                                           f"model.kernels={mode}", "training.global_batch_size=1")),
+                                                           f"model.kernels={mode}", *extra)),
             runs)))
     for mode, result in done.items():
         assert result.returncode == 0, result.stderr
@@ -30,6 +31,6 @@ def test_training_loss_with_fused_kernels_equals_the_torch_path(small_vocab_pref
 
     fused, plain = step_losses(runs["fused"]), step_losses(runs["torch"])
     assert sorted(fused) == sorted(plain) == list(range(1, STEPS + 1))
-    assert fused[STEPS] < fused[1] - 0.5  # it trained
+    assert fused[STEPS] < fused[1] - 1.0  # it trained
     for step in plain:
         assert fused[step] == pytest.approx(plain[step], abs=1e-5, rel=0), f"step {step}"
