@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.indexed_check import DatasetFileError, verify_indexed_dataset
-from pretrain.model.vocab import padded_vocab_size
 
 
 def _model_problems(config: RunConfig) -> list[str]:
     model, parallel = config.model, config.parallel
     problems = []
+    # The vocabulary needs no check: it is padded to a multiple of make_vocab_size_divisible_by x tp.
     if model.hidden_size % model.num_attention_heads:
         problems.append(f"model.hidden_size {model.hidden_size} is not divisible by "
                         f"model.num_attention_heads {model.num_attention_heads}")
     for name, value in (("model.num_attention_heads", model.num_attention_heads),
-                        ("model.ffn_hidden_size", model.ffn_hidden_size),
-                        ("padded vocabulary", padded_vocab_size(model, parallel.tp))):
+                        ("model.ffn_hidden_size", model.ffn_hidden_size)):
         if value % parallel.tp:
             problems.append(f"parallel.tp {parallel.tp} does not divide {name} ({value})")
     if model.num_layers % parallel.pp:
