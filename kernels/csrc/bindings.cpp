@@ -33,11 +33,9 @@ at::ScalarType accumulate_dtype(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-bool on_cuda(const at::Tensor& t) { return t.is_cuda(); }
-
 #ifdef QWEN_KERNELS_WITH_CUDA
 #define QWEN_DISPATCH(device_tensor, op, ...) \
-  (on_cuda(device_tensor) ? op##_cuda(__VA_ARGS__) : op##_cpu(__VA_ARGS__))
+  ((device_tensor).is_cuda() ? op##_cuda(__VA_ARGS__) : op##_cpu(__VA_ARGS__))
 #else
 #define QWEN_DISPATCH(device_tensor, op, ...) op##_cpu(__VA_ARGS__)
 #endif
