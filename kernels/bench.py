@@ -70,7 +70,14 @@ class OpCase:
     overwrite_input: tuple[str, ...] = ()
 
 
+OPS = ("rmsnorm", "swiglu", "rotary")
+
+
 def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[OpCase]:
+    wanted = [name.strip() for name in args.ops.split(",")]
+    unknown = set(wanted) - set(OPS)
+    if unknown:
+        raise SystemExit(f"qwen-bench kernels: unknown op(s) {', '.join(sorted(unknown))}; choose from {', '.join(OPS)}")
     size = torch.tensor([], dtype=dtype).element_size()
     tokens, hidden, ffn = args.tokens, args.hidden, args.ffn
 
@@ -95,10 +102,10 @@ def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype)
                          {"fused": fused_rotary, "eager": reference.rotary},
                          2 * q.numel() * size, 2 * q.numel() * size),
     }
-    wanted = [name.strip() for name in args.ops.split(",")]
-    unknown = set(wanted) - set(cases)
-    if unknown:
-        raise SystemExit(f"qwen-bench kernels: unknown op(s) {', '.join(sorted(unknown))}; choose from {', '.join(cases)}")
+    for key, alternatives in installed_alternatives(device).items():
+        for name, impl in alternatives.items():
+            if runs_once(cases[key], impl, name):
+                cases[key].implementations[name] = impl
     chosen = [cases[name] for name in wanted]
     if not args.no_compile:
         for case in chosen:
@@ -107,6 +114,40 @@ def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype)
 
 
 Timed = tuple[Callable[[], object], Callable[[], object]]  # (untimed set-up, timed call)
+
+
+def installed_alternatives(device: torch.device) -> dict[str, dict[str, Callable[..., torch.Tensor]]]:
+    """Other fused implementations a user may have: GPU-only libraries, compared where installed."""
+    found: dict[str, dict[str, Callable[..., torch.Tensor]]] = {"rmsnorm": {}, "swiglu": {}}
+    if device.type != "cuda":
+        return found
+    try:
+        from liger_kernel.ops.rms_norm import LigerRMSNormFunction
+        from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+
+        found["rmsnorm"]["Liger"] = lambda x, w: LigerRMSNormFunction.apply(x, w, 1e-6)
+        # Liger takes gate and up as two contiguous tensors: the copies out of fc1 are timed too.
+        found["swiglu"]["Liger (gate, up copied out of fc1)"] = lambda fc1: LigerSiLUMulFunction.apply(
+            *(half.contiguous() for half in torch.chunk(fc1, 2, dim=-1)))
+    except ImportError:
+        pass
+    try:
+        from apex.normalization.fused_layer_norm import fused_rms_norm_affine
+
+        found["rmsnorm"]["apex"] = lambda x, w: fused_rms_norm_affine(x, w, (x.shape[-1],), 1e-6)
+    except ImportError:
+        pass
+    return found
+
+
+def runs_once(case: OpCase, impl: Callable[..., torch.Tensor], name: str) -> bool:
+    """An installed library whose API differs from what we call is reported and left out."""
+    try:
+        impl(*case.inputs)
+        return True
+    except Exception as error:  # noqa: BLE001 - any failure of a third-party call means "leave it out"
+        print(f"qwen-bench kernels: leaving out {name} for {case.name}: {error}")
+        return False
 
 
 def forward_only(case: OpCase, impl: Callable, overwrites_input: bool) -> Timed:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import platform
 import sys
@@ -111,6 +112,23 @@ def _aot_module() -> ModuleType | None:
     return _C
 
 
+def _import_library(target: JitTarget) -> ModuleType | None:
+    """The cached build, imported directly: its name is a digest of everything that went into it,
+    so a library that exists is up to date. Skipping torch's loader skips its ninja run and build
+    lock, which every process of a multi-rank job would otherwise take in turn."""
+    if not target.library.exists():
+        return None
+    import torch  # noqa: F401  (the library links against torch's shared libraries)
+
+    spec = importlib.util.spec_from_file_location(target.name, target.library)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:  # e.g. still being written by another process: let torch's loader wait for it
+        return None
+    return module
+
+
 def _jit_build(target: JitTarget) -> ModuleType:
     from torch.utils import cpp_extension
 
@@ -144,7 +162,7 @@ def is_built() -> bool:
 @functools.cache
 def load() -> ModuleType:
     """The compiled kernels: the ahead-of-time build if installed, else a cached JIT build."""
-    return _aot_module() or _jit_build(jit_target())
+    return _aot_module() or _import_library(jit_target()) or _jit_build(jit_target())
 
 
 def aot_extension():
