@@ -2,6 +2,9 @@
 VENV ?= .venv
 CONFIG ?= examples/configs/qwen-tiny.yaml
 PYTEST_ARGS ?=
+# The venv's tools first: hadolint, and the venv's ninja, so DeepSpeed's JIT-built ops are not
+# rebuilt by a system ninja of another version in every process.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup train test
 

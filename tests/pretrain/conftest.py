@@ -67,7 +67,12 @@ def single_process_groups():
     from pretrain.config import ParallelConfig
     from pretrain.parallel.distributed import initialize_distributed
 
+    # initialize_distributed exports RANK, MASTER_PORT, ... for DeepSpeed; restore the environment
+    # so processes that later tests start do not inherit a single-process rendezvous.
+    saved = dict(os.environ)
     initialize_distributed(ParallelConfig(), seed=1234)
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 # Parity runs: a 512-token vocabulary keeps the model small enough that a 20-step run is mostly

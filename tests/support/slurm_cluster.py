@@ -28,6 +28,7 @@ from typing import Iterator, Mapping, Sequence
 import pytest
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
 APT_TIMEOUT_S = 600
 START_TIMEOUT_S = 60
@@ -97,7 +98,10 @@ class SlurmCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "SLURM_CONF": str(self.conf)}
+        # Jobs inherit this environment (sbatch --export=ALL). Rank variables left in the test
+        # process by an in-process training fixture would make every task think it is rank 0.
+        inherited = {key: value for key, value in os.environ.items() if key not in LAUNCHER_VARIABLES}
+        return {**inherited, "SLURM_CONF": str(self.conf)}
 
     def command(self, *args: str, env: Mapping[str, str] | None = None) -> str:
         """Run a SLURM client command against this cluster and return its standard output."""
