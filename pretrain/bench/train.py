@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--kernels", choices=("auto", "fused", "torch"), default="auto",
+                        help="model.kernels for our model (auto: fused when already built)")
 
 
 def _hf_model(model_config, dtype):
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     batch = args.micro_batch
     config = load_config(None, [f"model.preset={args.preset}", f"model.seq_length={args.seq_length}",
                                 f"training.micro_batch_size={batch}", f"training.global_batch_size={batch}",
-                                f"training.precision={args.precision}", "training.train_steps=1000"])
+                                f"training.precision={args.precision}", "training.train_steps=1000",
+                                f"model.kernels={args.kernels}"])
     initialize_distributed(config.parallel, config.training.seed)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     engine = build_engine(build_model(config.model, config.parallel, args.precision), config, 1)
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     rate = {name: tokens_per_step / statistics.median(values) for name, values in times.items()}
     parameters = {"ours": sum(p.numel() for p in engine.module.parameters()), "hf": sum(p.numel() for p in hf.parameters())}
     print(f"qwen-bench train: {args.preset}, seq {args.seq_length}, micro-batch {batch}, {args.precision}, "
-          f"{args.steps} timed steps (median), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+          f"kernels {args.kernels}, {args.steps} timed steps (median), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}\n")
     print("| model | parameters | step time (s) | tokens/s | vs HF |\n|---|---|---|---|---|")
