@@ -48,7 +48,12 @@ class Trainer:
 
         prefixes, weights = config.data.prefixes, config.data.weights
         if not prefixes:
-            prefixes, weights = build_embedded_corpus(config.data.cache_dir or ".cache/qwen-pretrain")
+            cache_dir = config.data.cache_dir or ".cache/qwen-pretrain"
+            # One tokenizing rank per node; the others then find the finished files.
+            if self.launch.local_rank == 0:
+                build_embedded_corpus(cache_dir)
+            torch.distributed.barrier()
+            prefixes, weights = build_embedded_corpus(cache_dir)
             self.log.info(f"data: embedded corpus {prefixes} weights {weights}")
         self.data = build_datasets(config, prefixes, weights, EOD_ID)
         model = build_model(config.model, config.parallel, config.training.precision)
@@ -182,6 +187,7 @@ class Trainer:
         self.log.info(f"MFU peak: {self.peak_tflops:.2f} TFLOP/s per device ({self.peak_source}); "
                       f"{self.flops_per_token:.3e} FLOPs per token")
         result = TrainResult()
+        first_step = self.state.step
         window_start, window_steps = time.perf_counter(), 0
         while self.state.step < training.train_steps:
             loss = self.train_step()
@@ -200,9 +206,11 @@ class Trainer:
                     and self.state.step < training.train_steps:
                 result.checkpoint = self.save()
         else:
-            if training.train_steps % training.eval_interval:
+            if self.state.step > first_step and training.train_steps % training.eval_interval:
                 self._log_eval(result)
-        result.checkpoint = self.save() or result.checkpoint
+        # A run resumed at its last step has nothing new to evaluate or save.
+        if self.state.step > first_step:
+            result.checkpoint = self.save() or result.checkpoint
         result.final_step = self.state.step
         self.log.close()
         return result

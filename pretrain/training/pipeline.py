@@ -5,8 +5,8 @@ this rank's stage (sending activations forward and gradients back over the pipel
 does the backward itself, outside DeepSpeed. DeepSpeed then only reduces the accumulated gradients
 over the data-parallel group and steps the optimizer (ZeRO-0/1): exactly the split DeepSpeed's own
 pipeline engine makes, which is why the engine is flagged as pipelined. docs/parallelism.md says
-why this beat DeepSpeed's ``PipelineModule``. The loss exists on the last stage only and is
-broadcast over the pipeline group so every rank logs the same number.
+why this was chosen over DeepSpeed's ``PipelineModule`` (not timed against it). The loss exists on
+the last stage only; summing it over the pipeline group gives every rank the same number.
 """
 
 from __future__ import annotations

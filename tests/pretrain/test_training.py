@@ -106,3 +106,15 @@ def test_half_written_checkpoint_is_skipped_with_a_message(corpus_prefixes, unin
     expected = step_losses(uninterrupted_run)
     assert sorted(step_losses(tmp_path)) == [5, 6]  # trained on from step 4, not from scratch
     assert step_losses(tmp_path)[5] == pytest.approx(expected[5], abs=1e-6, rel=0)
+
+
+def test_rerunning_a_finished_run_trains_and_saves_nothing(corpus_prefixes, uninterrupted_run):
+    checkpoints = uninterrupted_run / "ckpt"
+    final = checkpoints / "step_00000012"
+    written = final.stat().st_mtime_ns
+    again = run_training_process(run_overrides(corpus_prefixes, uninterrupted_run, 12,
+                                               f"checkpoint.dir={checkpoints}", "checkpoint.save_interval=4"))
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stderr and "checkpoint: saved" not in again.stderr
+    assert final.stat().st_mtime_ns == written
+    assert sorted(step_losses(uninterrupted_run)) == list(range(1, 13))
