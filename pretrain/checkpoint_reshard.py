@@ -133,9 +133,15 @@ def _read_stages(directory: Path) -> dict:
     return merged
 
 
+def read_full_model(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Every parameter of the whole model, unsharded fp32 under its global megatron name
+    (``embedding.word_embeddings.weight``, ``decoder.layers.N....``, ``output_layer.weight``)."""
+    return _read_stages(checkpoint / FULL_DIR)["model"]
+
+
 def load_full_model(module: torch.nn.Module, checkpoint: Path) -> None:
     """Copy this rank's shards into the module (before DeepSpeed wraps it)."""
-    saved = _read_stages(checkpoint / FULL_DIR)["model"]
+    saved = read_full_model(checkpoint)
     with torch.no_grad():
         for name, parameter in _global_names(module).items():
             if name not in saved:
