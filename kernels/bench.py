@@ -1,4 +1,5 @@
-"""``qwen-bench kernels``: fused RMSNorm, SwiGLU and RoPE against eager PyTorch and torch.compile.
+"""``qwen-bench kernels``: fused RMSNorm, SwiGLU and RoPE against eager PyTorch, torch.compile
+and the alternatives installed (PyTorch's ``F.rms_norm``; on GPU Liger, apex, Transformer Engine).
 
 Each op runs forward, and forward+backward, at Qwen-7B shapes by default (2048 tokens, hidden 4096,
 ffn 11008, 32 heads of 128). The implementations take turns on every repetition so that load from
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from kernels import reference
 from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
@@ -102,11 +104,11 @@ def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype)
                          {"fused": fused_rotary, "eager": reference.rotary},
                          2 * q.numel() * size, 2 * q.numel() * size),
     }
+    chosen = [cases[name] for name in wanted]
     for key, alternatives in installed_alternatives(device).items():
         for name, impl in alternatives.items():
-            if runs_once(cases[key], impl, name):
+            if key in wanted and runs_once(cases[key], impl, name):
                 cases[key].implementations[name] = impl
-    chosen = [cases[name] for name in wanted]
     if not args.no_compile:
         for case in chosen:
             case.implementations["torch.compile"] = torch.compile(case.implementations["eager"], dynamic=False)
@@ -116,34 +118,62 @@ def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype)
 Timed = tuple[Callable[[], object], Callable[[], object]]  # (untimed set-up, timed call)
 
 
-def installed_alternatives(device: torch.device) -> dict[str, dict[str, Callable[..., torch.Tensor]]]:
-    """Other fused implementations a user may have: GPU-only libraries, compared where installed."""
-    found: dict[str, dict[str, Callable[..., torch.Tensor]]] = {"rmsnorm": {}, "swiglu": {}}
+Alternatives = dict[str, dict[str, Callable[..., torch.Tensor]]]  # op -> implementation name -> call
+
+
+def installed_alternatives(device: torch.device) -> Alternatives:
+    """Other implementations a user may have: PyTorch's own ``F.rms_norm`` everywhere, and the
+    GPU-only libraries (Liger, apex, Transformer Engine) where they are installed."""
+    found: Alternatives = {"rmsnorm": {"torch F.rms_norm": lambda x, w: F.rms_norm(x, (x.shape[-1],), w, 1e-6)},
+                           "swiglu": {}}
     if device.type != "cuda":
         return found
-    try:
-        from liger_kernel.ops.rms_norm import LigerRMSNormFunction
-        from liger_kernel.ops.swiglu import LigerSiLUMulFunction
-
-        found["rmsnorm"]["Liger"] = lambda x, w: LigerRMSNormFunction.apply(x, w, 1e-6)
-        # Liger takes gate and up as two contiguous tensors: the copies out of fc1 are timed too.
-        found["swiglu"]["Liger (gate, up copied out of fc1)"] = lambda fc1: LigerSiLUMulFunction.apply(
-            *(half.contiguous() for half in torch.chunk(fc1, 2, dim=-1)))
-    except ImportError:
-        pass
-    try:
-        from apex.normalization.fused_layer_norm import fused_rms_norm_affine
-
-        found["rmsnorm"]["apex"] = lambda x, w: fused_rms_norm_affine(x, w, (x.shape[-1],), 1e-6)
-    except ImportError:
-        pass
+    for library in (_liger, _apex, _transformer_engine):
+        try:
+            for op, implementations in library(device).items():
+                found[op].update(implementations)
+        except ImportError:
+            pass
     return found
 
 
+def _liger(device: torch.device) -> Alternatives:
+    from liger_kernel.ops.rms_norm import LigerRMSNormFunction
+    from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+
+    # Liger takes gate and up as two contiguous tensors: the copies out of fc1 are timed too.
+    return {"rmsnorm": {"Liger": lambda x, w: LigerRMSNormFunction.apply(x, w, 1e-6)},
+            "swiglu": {"Liger (gate, up copied out of fc1)": lambda fc1: LigerSiLUMulFunction.apply(
+                *(half.contiguous() for half in torch.chunk(fc1, 2, dim=-1)))}}
+
+
+def _apex(device: torch.device) -> Alternatives:
+    from apex.normalization.fused_layer_norm import fused_rms_norm_affine
+
+    return {"rmsnorm": {"apex": lambda x, w: fused_rms_norm_affine(x, w, (x.shape[-1],), 1e-6)}}
+
+
+def _transformer_engine(device: torch.device) -> Alternatives:
+    import transformer_engine.pytorch as te
+
+    norms: dict[int, torch.nn.Module] = {}
+
+    def rmsnorm(x, w):
+        # TE's RMSNorm is a module; functional_call runs it with the benchmark's weight tensor.
+        norm = norms.setdefault(x.shape[-1], te.RMSNorm(x.shape[-1], eps=1e-6, device=device, params_dtype=w.dtype))
+        return torch.func.functional_call(norm, {"weight": w}, (x,))
+
+    swiglu = te.ops.SwiGLU()  # gate is the first half of fc1, as in megatron-core
+    return {"rmsnorm": {"Transformer Engine": rmsnorm}, "swiglu": {"Transformer Engine": swiglu}}
+
+
 def runs_once(case: OpCase, impl: Callable[..., torch.Tensor], name: str) -> bool:
-    """An installed library whose API differs from what we call is reported and left out."""
+    """An installed library whose API differs from what we call (forward or backward) is reported
+    and left out."""
     try:
-        impl(*case.inputs)
+        setup, run_once = forward_backward(case, impl, overwrites_input=False)
+        setup()
+        run_once()
         return True
     except Exception as error:  # noqa: BLE001 - any failure of a third-party call means "leave it out"
         print(f"qwen-bench kernels: leaving out {name} for {case.name}: {error}")

@@ -23,6 +23,8 @@ def test_qwen_bench_kernels_prints_every_op_pass_and_implementation(capsys):
         for phase in ("forward", "forward+backward"):
             assert {(op, phase, "fused"), (op, phase, "eager")} <= found
     assert ("SwiGLU", "forward+backward", "fused, d(fc1) into fc1 (as in the MLP)") in found
+    # PyTorch's own RMSNorm is an alternative every user has, so it is always compared.
+    assert {("RMSNorm", "forward", "torch F.rms_norm"), ("RMSNorm", "forward+backward", "torch F.rms_norm")} <= found
     assert all(float(ms) > 0 for *_, ms in rows)
     assert "copy bandwidth" in out
 
