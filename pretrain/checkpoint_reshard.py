@@ -12,6 +12,10 @@ Tensor-parallel layout, from the attributes megatron-core puts on each split par
 ``partition_dim`` and ``partition_stride``. A stride of 2 (the SwiGLU fc1 = [gate; up]) means each
 rank holds its slice of both halves, so the full tensor is cut into ``tp x stride`` chunks and
 rank ``r`` takes chunks ``r, r + tp, ...``.
+
+Vocabulary rows: the embedding and output layer are padded to a multiple of
+``make_vocab_size_divisible_by x TP`` rows, so a copy saved at one TP can have fewer or more rows
+than the module loading it. Padding rows are added as zeros or dropped; rows of real tokens never are.
 """
 
 from __future__ import annotations
@@ -23,9 +27,30 @@ from pathlib import Path
 import torch
 from megatron.core import parallel_state
 
+from pretrain.config import load_config
+
 FULL_DIR = "full"
 LAYOUT_FILE = "layout.json"
 MOMENTS = ("exp_avg", "exp_avg_sq")
+VOCAB_PARAMETERS = ("embedding.word_embeddings.weight", "output_layer.weight")  # one row per token id
+
+
+class SavedTensorMismatch(ValueError):
+    """A saved tensor that does not fit the module loading it (the message names it)."""
+
+
+def fit_vocab_rows(tensor: torch.Tensor, rows: int, vocab_size: int, name: str) -> torch.Tensor:
+    """``tensor`` with ``rows`` rows: padding rows (index >= ``vocab_size``) dropped or added as zeros."""
+    if tensor.shape[0] == rows:
+        return tensor
+    if tensor.shape[0] < vocab_size:
+        raise SavedTensorMismatch(f"{name}: {tensor.shape[0]} rows for a vocabulary of {vocab_size} tokens")
+    if tensor.shape[0] > rows:
+        if rows < vocab_size:
+            raise SavedTensorMismatch(f"{name}: cutting {tensor.shape[0]} rows to {rows} would drop real tokens "
+                                      f"(the vocabulary has {vocab_size}; only padding rows may go)")
+        return tensor[:rows]
+    return torch.cat([tensor, tensor.new_zeros((rows - tensor.shape[0], *tensor.shape[1:]))])
 
 
 def current_layout(zero_stage: int) -> dict:
@@ -104,6 +129,22 @@ def _full_over_data_parallel(engine, parameter, key: str | None) -> torch.Tensor
     return parameter.data if key is None else _base_optimizer(engine).state.get(parameter, {}).get(key)
 
 
+def _write_stage(directory: Path, stage: int, tensors: dict, scheduler: dict | None, layout: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({**tensors, "scheduler": scheduler}, directory / f"stage_{stage:03d}.pt")
+    if stage == 0:
+        (directory / LAYOUT_FILE).write_text(json.dumps(layout))
+
+
+def write_full_model(directory: Path, model: dict[str, torch.Tensor]) -> None:
+    """A layout-free copy holding weights only (no Adam moments, no schedule), as one stage at
+    TP=1: what importing weights from elsewhere produces. ``weights_only`` in its layout says there
+    are no DeepSpeed files beside it, so it never equals a run's layout and every run, a
+    single-process one included, loads it from here."""
+    _write_stage(directory, 0, {"model": model, **{key: {} for key in MOMENTS}}, None,
+                 {"tp": 1, "pp": 1, "dp": 1, "zero_stage": 0, "weights_only": True})
+
+
 def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: int) -> None:
     """Collective over all ranks; one file per pipeline stage."""
     tensors: dict[str, dict[str, torch.Tensor]] = {"model": {}, **{key: {} for key in MOMENTS}}
@@ -116,11 +157,8 @@ def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: 
             shape = getattr(parameter, "ds_shape", parameter.shape)  # ZeRO-3 empties parameter.data
             tensors[key or "model"][name] = _gather_tp(value.detach().float().reshape(shape), parameter).cpu()
     if parallel_state.get_tensor_model_parallel_rank() == 0 and parallel_state.get_data_parallel_rank() == 0:
-        directory.mkdir(parents=True, exist_ok=True)
-        stage = parallel_state.get_pipeline_model_parallel_rank()
-        torch.save({**tensors, "scheduler": engine.lr_scheduler.state_dict()}, directory / f"stage_{stage:03d}.pt")
-        if stage == 0:
-            (directory / LAYOUT_FILE).write_text(json.dumps(current_layout(zero_stage)))
+        _write_stage(directory, parallel_state.get_pipeline_model_parallel_rank(), tensors,
+                     engine.lr_scheduler.state_dict(), current_layout(zero_stage))
 
 
 def _read_stages(directory: Path) -> dict:
@@ -139,14 +177,38 @@ def read_full_model(checkpoint: Path) -> dict[str, torch.Tensor]:
     return _read_stages(checkpoint / FULL_DIR)["model"]
 
 
+def _full_shape(parameter) -> tuple[int, ...]:
+    """The unsharded shape of a (possibly TP-split, possibly ZeRO-3-emptied) parameter."""
+    shape = list(getattr(parameter, "ds_shape", parameter.shape))
+    if _is_split(parameter):
+        shape[parameter.partition_dim] *= parallel_state.get_tensor_model_parallel_world_size()
+    return tuple(shape)
+
+
+def _this_rank_part(saved: torch.Tensor, name: str, parameter, vocab_size: int, checkpoint: Path) -> torch.Tensor:
+    """This rank's shard of a saved full tensor, its vocabulary rows fitted to the module's padding."""
+    expected = _full_shape(parameter)
+    if name in VOCAB_PARAMETERS:
+        saved = fit_vocab_rows(saved, expected[0], vocab_size, f"{checkpoint}: {name}")
+    if tuple(saved.shape) != expected:
+        raise SavedTensorMismatch(f"{checkpoint}: {name} has shape {list(saved.shape)}; "
+                                  f"the model expects {list(expected)}")
+    return _split_tp(saved, parameter)
+
+
+def _saved_vocab_size(checkpoint: Path) -> int:
+    """Real tokens of the saved model (its other rows are padding); the run's config.yaml says."""
+    return load_config(checkpoint / "config.yaml").model.vocab_size
+
+
 def load_full_model(module: torch.nn.Module, checkpoint: Path) -> None:
     """Copy this rank's shards into the module (before DeepSpeed wraps it)."""
-    saved = read_full_model(checkpoint)
+    saved, vocab_size = read_full_model(checkpoint), _saved_vocab_size(checkpoint)
     with torch.no_grad():
         for name, parameter in _global_names(module).items():
             if name not in saved:
-                raise RuntimeError(f"{checkpoint}: the layout-free copy has no parameter {name}")
-            parameter.copy_(_split_tp(saved[name], parameter))
+                raise SavedTensorMismatch(f"{checkpoint}: the layout-free copy has no parameter {name}")
+            parameter.copy_(_this_rank_part(saved[name], name, parameter, vocab_size, checkpoint))
 
 
 def load_full_optimizer(engine, checkpoint: Path, optimizer_steps: int) -> None:
@@ -155,9 +217,10 @@ def load_full_optimizer(engine, checkpoint: Path, optimizer_steps: int) -> None:
 
     saved = _read_stages(checkpoint / FULL_DIR)
     base = _base_optimizer(engine)
-    engine.lr_scheduler.load_state_dict(saved["scheduler"])
-    for group, lr in zip(base.param_groups, engine.lr_scheduler.get_last_lr()):
-        group["lr"] = lr
+    if saved["scheduler"] is not None:  # imported weights carry no schedule: it starts fresh
+        engine.lr_scheduler.load_state_dict(saved["scheduler"])
+        for group, lr in zip(base.param_groups, engine.lr_scheduler.get_last_lr()):
+            group["lr"] = lr
     if not saved["exp_avg"]:
         return
     # Adam creates its state at the first step; create it now so the moments have a place to go.
@@ -170,9 +233,10 @@ def load_full_optimizer(engine, checkpoint: Path, optimizer_steps: int) -> None:
             state.setdefault(key, torch.zeros_like(flat))
         state["step"] = torch.tensor(float(optimizer_steps))
     _link_moments(engine)
+    vocab_size = _saved_vocab_size(checkpoint)
     for name, parameter in _global_names(engine.module).items():
         for key in MOMENTS:
-            value = _split_tp(saved[key][name], parameter)
+            value = _this_rank_part(saved[key][name], name, parameter, vocab_size, checkpoint)
             if hasattr(parameter, "ds_id") or hasattr(parameter, "_hp_mapping"):
                 safe_set_full_optimizer_state(parameter, value, key)
             else:
