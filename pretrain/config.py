@@ -91,6 +91,9 @@ class CheckpointConfig:
     save_interval: Optional[int] = None
     keep_last: Optional[int] = None
     resume: bool = True  # resume from dir's latest complete checkpoint when there is one
+    # A checkpoint (run dir or step dir, e.g. from qwen-convert from-hf) whose weights start a run
+    # that does not resume; optimizer, step and data position start fresh.
+    init_weights: Optional[str] = None
 
 
 @dataclass

@@ -5,7 +5,7 @@ Runs before any process group exists, so a bad layout fails fast on every rank a
 
 from __future__ import annotations
 
-from pretrain.config import ConfigError, RunConfig
+from pretrain.config import ConfigError, RunConfig, load_config
 from pretrain.data.indexed_check import DatasetFileError, verify_indexed_dataset
 
 
@@ -101,9 +101,29 @@ def _data_problems(config: RunConfig) -> list[str]:
     return problems
 
 
+# The sizes that shape the weights: checkpoint.init_weights must have been saved with the run's.
+WEIGHT_SIZES = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "vocab_size")
+
+
+def _init_weights_problems(config: RunConfig) -> list[str]:
+    source = config.checkpoint.init_weights
+    if source is None:
+        return []
+    from pretrain.checkpoint import CheckpointNotFound, resolve_checkpoint  # torch: only when needed
+
+    try:
+        checkpoint = resolve_checkpoint(source)
+        saved = load_config(checkpoint / "config.yaml").model
+    except (CheckpointNotFound, ConfigError) as error:
+        return [f"checkpoint.init_weights: {str(error).splitlines()[0]}"]
+    return [f"checkpoint.init_weights: model.{name} is {getattr(config.model, name)} in this run but "
+            f"{getattr(saved, name)} in {checkpoint / 'config.yaml'}"
+            for name in WEIGHT_SIZES if getattr(config.model, name) != getattr(saved, name)]
+
+
 def validate(config: RunConfig, world_size: int) -> None:
     """Raise :class:`ConfigError` listing every problem, one per line."""
     problems = (_model_problems(config) + _layout_problems(config, world_size)
-                + _training_problems(config) + _data_problems(config))
+                + _training_problems(config) + _data_problems(config) + _init_weights_problems(config))
     if problems:
         raise ConfigError("\n".join(problems))

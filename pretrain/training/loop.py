@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pretrain.checkpoint import CheckpointStore, TrainState
+from pretrain.checkpoint import CheckpointStore, TrainState, resolve_checkpoint
+from pretrain.checkpoint_reshard import load_full_model
 from pretrain.config import RunConfig
 from pretrain.data.datasets import build_datasets, micro_batches
 from pretrain.data.embedded import build_embedded_corpus
@@ -62,6 +63,7 @@ class Trainer:
         self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
                                       config.checkpoint.keep_last) if config.checkpoint.dir else None)
         self.resume_tag, self.resharded = self._find_resume_tag(model)
+        self._load_init_weights(model)
         self.engine = build_engine(model, config, self.dp_size)
         self.pipeline = (PipelineSchedule(self.engine, config.model.seq_length, config.training.micro_batch_size)
                          if config.parallel.pp > 1 else None)
@@ -143,6 +145,21 @@ class Trainer:
         for note in notes:
             self.log.info(f"checkpoint: {note}")
         return tag, resharded
+
+    def _load_init_weights(self, model: torch.nn.Module) -> None:
+        """``checkpoint.init_weights`` into the model before DeepSpeed partitions it, unless the run
+        resumes (then the resumed weights win); optimizer, step and data position start fresh."""
+        source = self.config.checkpoint.init_weights
+        if source is None:
+            return
+        if self.resume_tag is not None:
+            self.log.info(f"checkpoint: resuming from {self.store.directory / self.resume_tag}; "
+                          f"checkpoint.init_weights {source} is not used")
+            return
+        path = resolve_checkpoint(source)
+        load_full_model(model, path)
+        self.log.info(f"checkpoint: initialized the weights from {path} (optimizer, step and data position "
+                      "start fresh)")
 
     def resume(self) -> None:
         if self.resume_tag is None:
