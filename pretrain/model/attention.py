@@ -42,7 +42,9 @@ class SDPACoreAttention(DotProductAttention):
         return context.permute(2, 0, 1, 3).reshape(query.size(0), query.size(1), self.hidden_size_per_partition)
 
     def _attend(self, q, k, v, attention_mask, causal, dropout):
-        if causal:
+        # As in megatron's unfused attention, a mask that is given is the whole mask, causal part
+        # included (generation passes one for left-padded prompts); training passes none.
+        if causal and attention_mask is None:
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.softmax_scale)
         # megatron masks are True where attention is NOT allowed; SDPA's boolean mask is the opposite.
         mask = None if attention_mask is None else ~attention_mask
@@ -50,12 +52,14 @@ class SDPACoreAttention(DotProductAttention):
 
 
 class FlashCoreAttention(SDPACoreAttention):
-    """flash-attn's kernel for causal attention on CUDA; SDPA for anything else."""
+    """flash-attn's kernel for causal attention on CUDA; SDPA for anything else (an explicit mask
+    included)."""
 
     def forward(self, query, key, value, attention_mask, attn_mask_type=None, attention_bias=None,
                 packed_seq_params=None):
         mask_type = attn_mask_type or self.attn_mask_type
-        if not query.is_cuda or mask_type != AttnMaskType.causal or packed_seq_params is not None:
+        if (not query.is_cuda or mask_type != AttnMaskType.causal or packed_seq_params is not None
+                or attention_mask is not None):
             return super().forward(query, key, value, attention_mask, attn_mask_type, attention_bias,
                                    packed_seq_params)
         from flash_attn import flash_attn_func
