@@ -8,6 +8,7 @@ from pretrain.cli.dispatch import run_subcommand
 
 COMMANDS = {
     "train": ("pretrain.bench.train", "training-step tokens/s vs Hugging Face Qwen2ForCausalLM"),
+    "context": ("pretrain.bench.context", "perplexity at 1-8x the training length with/without Qwen's context extension"),
     "memory": ("pretrain.bench.memory", "per-rank parameter/gradient/optimizer bytes for ZeRO 0-3"),
     "kernels": ("kernels.bench", "fused RMSNorm/SwiGLU/RoPE vs eager PyTorch and torch.compile"),
     "dedup": ("tools.bench.dedup", "MinHash dedup precision/recall and signature throughput"),

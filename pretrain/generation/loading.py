@@ -1,0 +1,55 @@
+"""A trained checkpoint as an inference model: megatron-core's GPTModel at TP=1 PP=1 in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from pretrain.checkpoint import CheckpointNotFound, resolve_checkpoint
+from pretrain.config import ModelConfig, ParallelConfig, load_config
+
+if TYPE_CHECKING:
+    from megatron.core.models.gpt import GPTModel
+
+
+@dataclass
+class CheckpointModel:
+    model: GPTModel
+    model_config: ModelConfig  # the run's sizes; seq_length is the training context length
+    checkpoint: Path  # the step directory read
+
+
+def read_model_config(checkpoint: str | Path) -> tuple[Path, ModelConfig]:
+    """The step directory and model config of a run's checkpoint dir or a ``step_XXXXXXXX`` dir;
+    :class:`CheckpointNotFound` (one line naming the path) when either is missing or incomplete."""
+    step_dir = resolve_checkpoint(checkpoint)
+    config_file = step_dir / "config.yaml"
+    if not config_file.is_file():
+        raise CheckpointNotFound(f"{step_dir}: not a complete checkpoint (no config.yaml)")
+    return step_dir, load_config(config_file).model
+
+
+def load_checkpoint_model(checkpoint: str | Path, precision: str = "fp32",
+                          device: torch.device | str = "cpu") -> CheckpointModel:
+    """Build the run's model, copy the layout-free weights in (whatever TP/PP/ZeRO the run used),
+    and put it in eval mode on ``device``."""
+    from pretrain.checkpoint_reshard import load_full_model
+    from pretrain.model.builder import build_model
+    from pretrain.parallel.distributed import initialize_distributed
+
+    step_dir, model_config = read_model_config(checkpoint)
+    single = ParallelConfig()
+    # DeepSpeed announces its CPU communication op on stdout, which carries generated text.
+    with contextlib.redirect_stdout(sys.stderr):
+        initialize_distributed(single, seed=0)
+    model = build_model(model_config, single, precision)
+    try:
+        load_full_model(model, step_dir)
+    except RuntimeError as error:  # a parameter missing from, or shaped unlike, the saved copy
+        raise CheckpointNotFound(str(error).splitlines()[0]) from None
+    return CheckpointModel(model.to(device).eval(), model_config, step_dir)
