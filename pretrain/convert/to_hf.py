@@ -4,9 +4,9 @@ Reads the checkpoint's layout-free copy ``full/`` (so a checkpoint saved under a
 ZeRO layout converts alike) and its ``config.yaml``; writes ``config.json``,
 ``generation_config.json`` and safetensors weights, sharded with an index above
 ``--max-shard-size``. Tensors are converted one at a time into the shard being written; the saved
-copy is memory-mapped, so one shard is held in memory beside it. The embedding and output layer
-get Qwen's TP=1 padding (151,936 rows for its vocabulary): padding rows are cut or added as zeros.
-No tokenizer files are written: Qwen's own work with the result.
+copy is memory-mapped, so beside it one shard is in memory (twice while safetensors serializes it).
+The embedding and output layer get Qwen's TP=1 padding (151,936 rows for its vocabulary): padding
+rows are cut or added as zeros. No tokenizer files are written: Qwen's own work with the result.
 """
 
 from __future__ import annotations
