@@ -40,8 +40,10 @@ class HFModelConfig:
     norm_epsilon: float
 
 
-def _positive_int(config: dict, key: str, path: Path) -> int:
+def _positive_int(config: dict, key: str, path: Path, default: int | None = None) -> int:
     if key not in config:
+        if default is not None:
+            return default
         raise ConversionError(f"{path}: missing field {key}")
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -70,7 +72,7 @@ def _qwen2_config(config: dict, path: Path) -> HFModelConfig:
         model_type="qwen2", num_layers=_positive_int(config, "num_hidden_layers", path), hidden_size=hidden,
         num_attention_heads=heads, ffn_hidden_size=_positive_int(config, "intermediate_size", path),
         vocab_rows=_positive_int(config, "vocab_size", path),
-        max_positions=config.get("max_position_embeddings", 32_768),
+        max_positions=_positive_int(config, "max_position_embeddings", path, default=32_768),
         rotary_base=float(rope.get("rope_theta", config.get("rope_theta", 10_000.0))),
         norm_epsilon=float(config.get("rms_norm_eps", 1e-6)))
 
@@ -89,7 +91,8 @@ def _qwen_v1_config(config: dict, path: Path) -> HFModelConfig:
         model_type="qwen", num_layers=_positive_int(config, "num_hidden_layers", path), hidden_size=hidden,
         num_attention_heads=heads, ffn_hidden_size=intermediate // 2,
         vocab_rows=_positive_int(config, "vocab_size", path),
-        max_positions=config.get("seq_length") or config.get("max_position_embeddings", 2048),
+        max_positions=_positive_int(config, "seq_length" if "seq_length" in config else "max_position_embeddings",
+                                    path, default=2048),
         rotary_base=float(config.get("rotary_emb_base", 10_000.0)),
         norm_epsilon=float(config.get("layer_norm_epsilon", 1e-6)))
 
