@@ -58,7 +58,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "w") as handle:
         handle.write(text)
@@ -147,13 +147,13 @@ class CheckpointStore:
         _barrier()
         final = self.directory / tag
         if self.rank == 0:
-            _atomic_write(staging / "train_state.json", json.dumps(asdict(state)))
-            _atomic_write(staging / "config.yaml", config_yaml)
-            _atomic_write(staging / COMPLETE_MARKER, "")
+            atomic_write(staging / "train_state.json", json.dumps(asdict(state)))
+            atomic_write(staging / "config.yaml", config_yaml)
+            atomic_write(staging / COMPLETE_MARKER, "")
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging, final)
-            _atomic_write(self.directory / LATEST, tag)
+            atomic_write(self.directory / LATEST, tag)
             self._prune(keep=tag)
         _barrier()
         return final

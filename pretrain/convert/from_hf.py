@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from pretrain.checkpoint import COMPLETE_MARKER, LATEST, TrainState, _atomic_write, tag_for
+from pretrain.checkpoint import COMPLETE_MARKER, LATEST, TrainState, atomic_write, tag_for
 from pretrain.checkpoint_reshard import FULL_DIR, write_full_model
 from pretrain.config import ModelConfig, RunConfig
 from pretrain.convert import ConversionError, progress
@@ -123,10 +123,10 @@ def _write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], model: 
     """The files of a complete checkpoint as :mod:`pretrain.checkpoint` names them, weights only."""
     tag = tag_for(0)
     write_full_model(directory / tag / FULL_DIR, tensors)
-    _atomic_write(directory / tag / "train_state.json", json.dumps(asdict(TrainState())))
-    _atomic_write(directory / tag / "config.yaml", RunConfig(model=model).to_yaml())
-    _atomic_write(directory / tag / COMPLETE_MARKER, "")
-    _atomic_write(directory / LATEST, tag)
+    atomic_write(directory / tag / "train_state.json", json.dumps(asdict(TrainState())))
+    atomic_write(directory / tag / "config.yaml", RunConfig(model=model).to_yaml())
+    atomic_write(directory / tag / COMPLETE_MARKER, "")
+    atomic_write(directory / LATEST, tag)
 
 
 def import_checkpoint(hf_dir: Path, output: Path, seq_length: int | None = None, vocab_size: int | None = None,
