@@ -175,6 +175,8 @@ def test_tp2_run_starts_from_imported_tp1_weights_with_its_vocabulary_padded(cor
                                           f"checkpoint.dir={tmp_path / 'ckpt'}", f"checkpoint.init_weights={imported}"))
     assert done.returncode == 0, done.stderr[-4000:]
     assert f"initialized the weights from {imported / 'step_00000000'}" in done.stderr
+    # The run keeps the default RoPE base; it is told that the weights were trained with another.
+    assert f"model.rotary_base is 10000.0 in this run, {float(ROTARY_BASE)} where the weights were trained" in done.stderr
     assert json.loads((tmp_path / "ckpt" / "step_00000001" / "train_state.json").read_text())["step"] == 1
     expected, saved = weights(imported), weights(tmp_path / "ckpt")
     assert saved["embedding.word_embeddings.weight"].shape[0] == 152_064
