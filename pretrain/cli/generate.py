@@ -12,13 +12,12 @@ per line) one JSON line {"prompt": ..., "completion": ...} per prompt. Timing go
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pretrain.checkpoint import CheckpointNotFound
-from pretrain.config import ConfigError
 
 
 class UsageError(ValueError):
@@ -36,7 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a run's checkpoint directory (its latest) or one step_XXXXXXXX directory")
     prompt = parser.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="the prompt text")
-    prompt.add_argument("--prompt-file", metavar="FILE", help='JSONL, one {"text": PROMPT} per line')
+    prompt.add_argument("--prompt-file", metavar="FILE", help='JSONL, one {"text": PROMPT} per line (read like the data tools\' input: '
+                             '.jsonl.gz, .jsonl.zst and Parquet with a "text" column too)')
     parser.add_argument("--max-new-tokens", type=int, default=64,
                         help="stop after this many new tokens (default 64); prompt + new tokens may reach "
                              "16 x the training length")
@@ -59,23 +59,19 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
         if not args.prompt.strip():
             raise UsageError("--prompt is empty")
         return [args.prompt]
-    path = Path(args.prompt_file)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot read prompts ({getattr(error, 'strerror', None) or error})") from None
+    from tools.stage.document import Rejection
+    from tools.stage.reader import RecordParser, read_documents
+
+    path = args.prompt_file
+    if not Path(path).is_file():
+        raise UsageError(f"--prompt-file {path}: no such file")
     prompts = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"{path}:{number}: not JSON ({error.msg})") from None
-        text = record.get("text") if isinstance(record, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            raise UsageError(f'{path}:{number}: needs a non-empty string field "text"')
-        prompts.append(text)
+    for item in read_documents(path, RecordParser()):  # the data tools' reader: JSONL (.gz, .zst), Parquet
+        if isinstance(item, Rejection):
+            raise UsageError(f"{item.source}:{item.line}: {item.error}")
+        if not item.text.strip():
+            raise UsageError(f'{path}:{item.line}: empty "text"')
+        prompts.append(item.text)
     if not prompts:
         raise UsageError(f"{path}: no prompts")
     return prompts
@@ -101,44 +97,44 @@ def _device(requested: str | None) -> str:
 
 @dataclass
 class Request:
-    args: argparse.Namespace
     texts: list[str]
     prompts: list[list[int]]
-    checkpoint: Path
+    checkpoint: Path  # the step directory
     device: str
-    config: object  # GenerationConfig
 
 
-def prepare(argv=None) -> Request:
-    """Everything checked before the model is loaded; UsageError, CheckpointNotFound or
-    ConfigError name what is wrong."""
-    from pretrain.generation.context_extension import ExtensionSettings, max_total_length
-    from pretrain.generation.generator import GenerationConfig
+def prepare(args: argparse.Namespace) -> Request:
+    """Everything checked before the model is loaded, cheapest first; UsageError,
+    CheckpointNotFound or ConfigError name what is wrong."""
+    from pretrain.generation.context_extension import MAX_LENGTH_FACTOR, max_total_length
     from pretrain.generation.loading import read_model_config
     from pretrain.generation.sampling import SamplingConfig
     from pretrain.parallel.distributed import world_size_from_env
     from tools.tokenizer import get_tokenizer
 
-    args = parse_args(argv)
-    sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed)
-    _check_numbers(args, sampling)
+    _check_numbers(args, SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed))
     if world_size_from_env() > 1:
         raise UsageError("qwen-generate runs as one process (TP=1, PP=1): start it without torchrun or srun")
     texts = read_prompts(args)
     device = _device(args.device)
     step_dir, model_config = read_model_config(args.checkpoint)
-    tokenizer = get_tokenizer()
-    prompts = [tokenizer.encode(text) for text in texts]
+    prompts = [get_tokenizer().encode(text) for text in texts]
     limit = max_total_length(model_config.seq_length)
     for number, prompt in enumerate(prompts, 1):
         if len(prompt) + args.max_new_tokens > limit:
             where = "--prompt" if args.prompt is not None else f"{args.prompt_file}: prompt {number}"
-            raise UsageError(f"{where} ({len(prompt)} tokens) + --max-new-tokens {args.max_new_tokens} exceeds "
-                             f"{limit} tokens (16 x the training length {model_config.seq_length})")
-    config = GenerationConfig(
-        max_new_tokens=args.max_new_tokens, sampling=sampling,
-        extension=ExtensionSettings(dynamic_ntk=not args.no_dynamic_ntk, logn=not args.no_logn))
-    return Request(args, texts, prompts, step_dir, device, config)
+            raise UsageError(f"{where} ({len(prompt)} tokens) + --max-new-tokens {args.max_new_tokens} exceeds {limit} "
+                             f"tokens ({MAX_LENGTH_FACTOR} x the training length {model_config.seq_length})")
+    return Request(texts, prompts, step_dir, device)
+
+
+@contextlib.contextmanager
+def _without_missing_library_warnings():
+    """megatron-core warns on import that Transformer Engine and Apex are absent: noise on a CPU,
+    and it would bury a one-line error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed", category=UserWarning)
+        yield
 
 
 def _fail(message: str) -> int:
@@ -148,26 +144,39 @@ def _fail(message: str) -> int:
 
 def run(argv=None) -> int:
     try:
-        request = prepare(argv)
+        args = parse_args(argv)
+    except UsageError as error:
+        return _fail(str(error))
+    with _without_missing_library_warnings():
+        from pretrain.checkpoint import CheckpointNotFound
+        from pretrain.config import ConfigError
+    try:
+        request = prepare(args)
     except (UsageError, CheckpointNotFound, ConfigError) as error:
         return _fail(str(error))
     from tqdm import tqdm
 
-    from pretrain.generation.generator import Generator
-    from pretrain.generation.loading import load_checkpoint_model
-    from tools.tokenizer import get_tokenizer
+    with _without_missing_library_warnings():
+        from pretrain.generation.context_extension import ExtensionSettings
+        from pretrain.generation.generator import GenerationConfig, Generator
+        from pretrain.generation.loading import load_checkpoint_model
+        from pretrain.generation.sampling import SamplingConfig
+        from tools.tokenizer import get_tokenizer
 
-    args = request.args
     try:
         loaded = load_checkpoint_model(request.checkpoint, args.dtype, request.device)
     except CheckpointNotFound as error:
         return _fail(str(error))
+    config = GenerationConfig(
+        max_new_tokens=args.max_new_tokens,
+        sampling=SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed),
+        extension=ExtensionSettings(dynamic_ntk=not args.no_dynamic_ntk, logn=not args.no_logn))
     generator, tokenizer = Generator(loaded.model, loaded.model_config), get_tokenizer()
     size = args.batch_size
     batches = [range(start, min(start + size, len(request.prompts))) for start in range(0, len(request.prompts), size)]
     summary = Summary()
     for batch in tqdm(batches, desc="qwen-generate", unit="batch", file=sys.stderr, disable=len(batches) == 1 or None):
-        generation = generator.generate([request.prompts[index] for index in batch], request.config)
+        generation = generator.generate([request.prompts[index] for index in batch], config)
         for index, tokens in zip(batch, generation.tokens):
             completion = tokenizer.decode(tokens)
             if args.prompt is not None:

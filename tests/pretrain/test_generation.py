@@ -260,7 +260,7 @@ def incomplete_checkpoint(trained_checkpoint, tmp_path):
     (["--checkpoint", "{checkpoint}", "--prompt", "x", "--top-p", "0"], "--top-p must be in (0, 1]"),
     (["--checkpoint", "{checkpoint}", "--prompt", "x", "--max-new-tokens", "many"], "--max-new-tokens: invalid int"),
     (["--checkpoint", "{checkpoint}", "--prompt", "x", "--beam", "4"], "unrecognized arguments: --beam 4"),
-    (["--checkpoint", "{checkpoint}", "--prompt-file", "{bad_jsonl}"], "bad.jsonl:2: not JSON"),
+    (["--checkpoint", "{checkpoint}", "--prompt-file", "{bad_jsonl}"], "bad.jsonl:2: malformed JSON"),
 ], ids=["missing", "incomplete", "empty-prompt", "too-long", "temperature", "top-p", "not-an-int", "unknown-flag",
         "bad-prompt-file"])
 def test_qwen_generate_bad_input_is_one_line_and_exit_2(argv, names, trained_checkpoint, incomplete_checkpoint,
