@@ -35,7 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a run's checkpoint directory (its latest) or one step_XXXXXXXX directory")
     prompt = parser.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="the prompt text")
-    prompt.add_argument("--prompt-file", metavar="FILE", help='JSONL, one {"text": PROMPT} per line (read like the data tools\' input: '
+    prompt.add_argument("--prompt-file", metavar="FILE",
+                        help='JSONL, one {"text": PROMPT} per line (read like the data tools\' input: '
                              '.jsonl.gz, .jsonl.zst and Parquet with a "text" column too)')
     parser.add_argument("--max-new-tokens", type=int, default=64,
                         help="stop after this many new tokens (default 64); prompt + new tokens may reach "
@@ -142,6 +143,33 @@ def _fail(message: str) -> int:
     return 2
 
 
+@dataclass
+class Summary:
+    """Timing over all batches: prefill counts prompt tokens; decode counts one token per sequence
+    per one-token forward (stopped sequences included, as they are computed)."""
+    prompt_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_tokens: int = 0
+    decode_seconds: float = 0.0
+    new_tokens: int = 0
+    alphas: list = field(default_factory=list)
+
+    def add(self, generation, batch_size: int) -> None:
+        self.prompt_tokens += generation.prompt_tokens
+        self.prefill_seconds += generation.prefill_seconds
+        self.decode_tokens += generation.decode_forwards * batch_size
+        self.decode_seconds += generation.decode_seconds
+        self.new_tokens += sum(len(tokens) for tokens in generation.tokens)
+        self.alphas += generation.alphas
+
+    def __str__(self) -> str:
+        prefill_rate = self.prompt_tokens / max(self.prefill_seconds, 1e-9)
+        decode_rate = self.decode_tokens / max(self.decode_seconds, 1e-9)
+        return (f"{self.new_tokens} new tokens kept; prefill {self.prompt_tokens} tokens in "
+                f"{self.prefill_seconds:.3f} s ({prefill_rate:,.0f} tokens/s); decode {self.decode_tokens} tokens in "
+                f"{self.decode_seconds:.3f} s ({decode_rate:,.1f} tokens/s)")
+
+
 def run(argv=None) -> int:
     try:
         args = parse_args(argv)
@@ -188,31 +216,6 @@ def run(argv=None) -> int:
     print(f"qwen-generate: {loaded.checkpoint} ({args.dtype}, {request.device}); {len(request.prompts)} prompt(s); "
           f"NTK alpha {max(summary.alphas)} (max), LogN {'off' if args.no_logn else 'on'}; {summary}", file=sys.stderr)
     return 0
-
-
-@dataclass
-class Summary:
-    """Timing over all batches: prefill counts prompt tokens; decode counts one token per sequence
-    per one-token forward (stopped sequences included, as they are computed)."""
-    prompt_tokens: int = 0
-    prefill_seconds: float = 0.0
-    decode_tokens: int = 0
-    decode_seconds: float = 0.0
-    new_tokens: int = 0
-    alphas: list = field(default_factory=list)
-
-    def add(self, generation, batch_size: int) -> None:
-        self.prompt_tokens += generation.prompt_tokens
-        self.prefill_seconds += generation.prefill_seconds
-        self.decode_tokens += generation.decode_forwards * batch_size
-        self.decode_seconds += generation.decode_seconds
-        self.new_tokens += sum(len(tokens) for tokens in generation.tokens)
-        self.alphas += generation.alphas
-
-    def __str__(self) -> str:
-        return (f"{self.new_tokens} new tokens kept; prefill {self.prompt_tokens} tokens in {self.prefill_seconds:.3f} s "
-                f"({self.prompt_tokens / max(self.prefill_seconds, 1e-9):,.0f} tokens/s); decode {self.decode_tokens} "
-                f"tokens in {self.decode_seconds:.3f} s ({self.decode_tokens / max(self.decode_seconds, 1e-9):,.1f} tokens/s)")
 
 
 def main() -> None:

@@ -64,8 +64,9 @@ class ContextExtension:
     def __enter__(self) -> ContextExtension:
         self._saved_rotary = self.model.rotary_pos_emb
         self.model.rotary_pos_emb = self.rotary
-        self._hooks = [layer.self_attention.core_attention.register_forward_pre_hook(self._scale_query, with_kwargs=True)
-                       for layer in self.model.decoder.layers]
+        self._hooks = [
+            layer.self_attention.core_attention.register_forward_pre_hook(self._scale_query, with_kwargs=True)
+            for layer in self.model.decoder.layers]
         return self
 
     def __exit__(self, *exc_info) -> None:

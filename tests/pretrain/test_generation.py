@@ -143,7 +143,8 @@ def test_a_prefill_past_the_training_length_uses_the_ntk_scaled_base(loaded):
     plain = plain_logits(model, tokens)
     assert (extended - plain).abs().max() > 1e-4
     saved = model.rotary_pos_emb
-    model.rotary_pos_emb = RotaryEmbedding(HEAD_DIM, 1.0, rotary_base=10_000 * 3 ** (16 / 14), use_cpu_initialization=True)
+    by_hand_base = 10_000 * 3 ** (16 / 14)  # alpha 3, head dim 16
+    model.rotary_pos_emb = RotaryEmbedding(HEAD_DIM, 1.0, rotary_base=by_hand_base, use_cpu_initialization=True)
     try:
         by_hand = plain_logits(model, tokens)
     finally:
@@ -208,8 +209,8 @@ def test_a_left_padded_batch_generates_what_each_prompt_generates_alone(varied_m
 # --- qwen-generate -----------------------------------------------------------------------------
 
 def test_qwen_generate_prints_a_continuation_and_timing(trained_checkpoint):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS")}
+    launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS")
+    env = {key: value for key, value in os.environ.items() if key not in launcher}
     done = subprocess.run([sys.executable, "-m", "pretrain.cli.generate", "--checkpoint", str(trained_checkpoint),
                            "--prompt", "def read_config(path):", "--max-new-tokens", "8", "--temperature", "1",
                            "--seed", "3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
