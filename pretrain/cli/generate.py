@@ -12,10 +12,8 @@ per line) one JSON line {"prompt": ..., "completion": ...} per prompt. Timing go
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,15 +127,6 @@ def prepare(args: argparse.Namespace) -> Request:
     return Request(texts, prompts, step_dir, device)
 
 
-@contextlib.contextmanager
-def _without_missing_library_warnings():
-    """megatron-core warns on import that Transformer Engine and Apex are absent: noise on a CPU,
-    and it would bury a one-line error."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed", category=UserWarning)
-        yield
-
-
 def _fail(message: str) -> int:
     print(f"qwen-generate: error: {message.splitlines()[0]}", file=sys.stderr)
     return 2
@@ -175,21 +164,20 @@ def run(argv=None) -> int:
         args = parse_args(argv)
     except UsageError as error:
         return _fail(str(error))
-    with _without_missing_library_warnings():
-        from pretrain.checkpoint import CheckpointNotFound
-        from pretrain.config import ConfigError
+    from pretrain.checkpoint import CheckpointNotFound
+    from pretrain.config import ConfigError
+
     try:
         request = prepare(args)
     except (UsageError, CheckpointNotFound, ConfigError) as error:
         return _fail(str(error))
     from tqdm import tqdm
 
-    with _without_missing_library_warnings():
-        from pretrain.generation.context_extension import ExtensionSettings
-        from pretrain.generation.generator import GenerationConfig, Generator
-        from pretrain.generation.loading import load_checkpoint_model
-        from pretrain.generation.sampling import SamplingConfig
-        from tools.tokenizer import get_tokenizer
+    from pretrain.generation.context_extension import ExtensionSettings
+    from pretrain.generation.generator import GenerationConfig, Generator
+    from pretrain.generation.loading import load_checkpoint_model
+    from pretrain.generation.sampling import SamplingConfig
+    from tools.tokenizer import get_tokenizer
 
     try:
         loaded = load_checkpoint_model(request.checkpoint, args.dtype, request.device)
