@@ -133,7 +133,9 @@ def installed_alternatives(device: torch.device) -> Alternatives:
             for op, implementations in library(device).items():
                 found[op].update(implementations)
         except ImportError:
-            pass
+            pass  # not installed
+        except Exception as error:  # noqa: BLE001 - installed, but not the API we call: say so, go on
+            print(f"qwen-bench kernels: leaving out {library.__name__.strip('_')}: {error}")
     return found
 
 
