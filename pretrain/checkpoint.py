@@ -94,15 +94,21 @@ def restore_rng_state(state: dict) -> None:
 
 
 class CheckpointStore:
-    def __init__(self, directory: str, rank: int, zero_stage: int, keep_last: int | None = None):
+    def __init__(self, directory: str, rank: int, zero_stage: int, keep_last: int | None = None,
+                 layout_free_moments: bool = True):
         self.directory = Path(directory)
         self.rank = rank
         self.zero_stage = zero_stage
         self.keep_last = keep_last
+        self.layout_free_moments = layout_free_moments
 
     def saved_under_another_layout(self, tag: str) -> bool:
+        """Another layout, or weights alone (imported, no DeepSpeed files): load from ``full/``."""
         layout = saved_layout(self.directory / tag)
-        return layout is not None and layout != current_layout(self.zero_stage)
+        if layout is None:
+            return False
+        current = current_layout(self.zero_stage)
+        return layout.get("weights_only", False) or {key: layout.get(key) for key in current} != current
 
     def load_model_from_another_layout(self, module: torch.nn.Module, tag: str) -> str:
         """Weights into the module before DeepSpeed wraps it; returns a note naming both layouts."""
@@ -141,7 +147,7 @@ class CheckpointStore:
         _barrier()
         engine.save_checkpoint(str(self.directory), tag=staging.name, client_state={"train_state": asdict(state)},
                                save_latest=False)
-        write_full_state(engine, staging / FULL_DIR, self.zero_stage, state.step)
+        write_full_state(engine, staging / FULL_DIR, self.zero_stage, state.step, self.layout_free_moments)
         (staging / "rng").mkdir(parents=True, exist_ok=True)
         torch.save(rng_state(), staging / "rng" / f"rank_{self.rank}.pt")
         _barrier()
@@ -173,6 +179,9 @@ class CheckpointStore:
         state = TrainState(**json.loads((self.directory / tag / "train_state.json").read_text()))
         if resharded:
             load_full_optimizer(engine, self.directory / tag, state.step)
+            if saved_layout(self.directory / tag).get("moments") is False:
+                notes.append(f"{self.directory / tag} holds no Adam moments (saved with checkpoint.layout_free=weights): "
+                             "they restart from zero")
         else:
             path, _ = engine.load_checkpoint(str(self.directory), tag=tag, load_optimizer_states=True,
                                              load_lr_scheduler_states=True)

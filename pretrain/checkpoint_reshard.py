@@ -145,11 +145,13 @@ def write_full_model(directory: Path, model: dict[str, torch.Tensor]) -> None:
                  {"tp": 1, "pp": 1, "dp": 1, "zero_stage": 0, "weights_only": True})
 
 
-def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: int) -> None:
-    """Collective over all ranks; one file per pipeline stage."""
+def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: int, moments: bool = True) -> None:
+    """Collective over all ranks; one file per pipeline stage. Without ``moments`` only the weights
+    and the schedule are written, and the layout says so."""
     tensors: dict[str, dict[str, torch.Tensor]] = {"model": {}, **{key: {} for key in MOMENTS}}
-    keys = [None, *MOMENTS] if optimizer_steps > 0 else [None]  # no Adam moments before the first step
-    if optimizer_steps > 0:
+    moments = moments and optimizer_steps > 0  # no Adam moments before the first step
+    keys = [None, *MOMENTS] if moments else [None]
+    if moments:
         _link_moments(engine)
     for name, parameter in _global_names(engine.module).items():
         for key in keys:
@@ -157,8 +159,9 @@ def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: 
             shape = getattr(parameter, "ds_shape", parameter.shape)  # ZeRO-3 empties parameter.data
             tensors[key or "model"][name] = _gather_tp(value.detach().float().reshape(shape), parameter).cpu()
     if parallel_state.get_tensor_model_parallel_rank() == 0 and parallel_state.get_data_parallel_rank() == 0:
+        layout = current_layout(zero_stage) | ({} if moments or optimizer_steps == 0 else {"moments": False})
         _write_stage(directory, parallel_state.get_pipeline_model_parallel_rank(), tensors,
-                     engine.lr_scheduler.state_dict(), current_layout(zero_stage))
+                     engine.lr_scheduler.state_dict(), layout)
 
 
 def _read_stages(directory: Path) -> dict:

@@ -94,6 +94,9 @@ class CheckpointConfig:
     # A checkpoint (run dir or step dir, e.g. from qwen-convert from-hf) whose weights start a run
     # that does not resume; optimizer, step and data position start fresh.
     init_weights: Optional[str] = None
+    # What the layout-free copy full/ holds besides DeepSpeed's files: "full" (weights and Adam
+    # moments) or "weights" (a third of the size; a resume under another layout restarts the moments).
+    layout_free: str = "full"
 
 
 @dataclass

@@ -25,7 +25,8 @@ def _model_problems(config: RunConfig) -> list[str]:
     choices = {"model.attention_backend": (model.attention_backend, ("auto", "flash", "sdpa", "unfused")),
                "model.kernels": (model.kernels, ("auto", "fused", "torch")),
                "parallel.recompute": (parallel.recompute, ("none", "selective", "full")),
-               "training.precision": (config.training.precision, ("fp32", "bf16"))}
+               "training.precision": (config.training.precision, ("fp32", "bf16")),
+               "checkpoint.layout_free": (config.checkpoint.layout_free, ("full", "weights"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             problems.append(f"{name} is {value!r}; choose one of {', '.join(allowed)}")

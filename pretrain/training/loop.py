@@ -61,7 +61,8 @@ class Trainer:
         if config.parallel.sequence_parallel:
             sum_sequence_parallel_gradients(model)
         self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
-                                      config.checkpoint.keep_last) if config.checkpoint.dir else None)
+                                      config.checkpoint.keep_last, config.checkpoint.layout_free == "full")
+                      if config.checkpoint.dir else None)
         self.resume_tag, self.resharded = self._find_resume_tag(model)
         self._load_init_weights(model)
         self.engine = build_engine(model, config, self.dp_size)

@@ -46,3 +46,31 @@ def test_checkpoints_resume_across_layouts_as_if_uninterrupted(single_process_ru
         for step in losses:
             assert losses[step] == pytest.approx(expected[step], rel=RELATIVE_TOLERANCE), f"hop {name} step {step}"
         first = last + 1
+
+
+def test_a_weights_only_layout_free_copy_keeps_exact_resume_and_restarts_moments_across_layouts(
+        single_process_run, initial_checkpoint, small_vocab_prefix, tmp_path):
+    """checkpoint.layout_free=weights leaves the Adam moments out of full/: a resume under the same
+    layout is still exact (DeepSpeed's files hold them), one under another layout says they restart."""
+    import json
+
+    import torch
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(initial_checkpoint, checkpoint)
+    train_layout(small_vocab_prefix, checkpoint, tmp_path / "first", 1, 2, "checkpoint.layout_free=weights")
+    full = checkpoint / "step_00000002" / "full"
+    stage = torch.load(full / "stage_000.pt", weights_only=False)
+    assert stage["model"] and not stage["exp_avg"] and not stage["exp_avg_sq"]
+    assert json.loads((full / "layout.json").read_text())["moments"] is False
+    shutil.copytree(checkpoint, tmp_path / "other-layout")
+
+    train_layout(small_vocab_prefix, checkpoint, tmp_path / "same", 1, 4)
+    expected, losses = step_losses(single_process_run), step_losses(tmp_path / "same")
+    assert sorted(losses) == [3, 4]
+    assert all(losses[step] == pytest.approx(expected[step], rel=RELATIVE_TOLERANCE) for step in losses)
+
+    stderr = train_layout(small_vocab_prefix, tmp_path / "other-layout", tmp_path / "zero1", 1, 4,
+                          "parallel.zero_stage=1")
+    assert "resharded to" in stderr and "holds no Adam moments" in stderr and "restart from zero" in stderr
+    assert sorted(step_losses(tmp_path / "zero1")) == [3, 4]
