@@ -74,3 +74,9 @@ def test_truncated_dataset_file_is_named(copied_prefix, capsys, suffix, keep_byt
 def test_valid_config_passes_the_check(copied_prefix, capsys):
     assert qwen_train(["--check", f"data.prefixes={json.dumps([copied_prefix])}"]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_a_setting_outside_its_choices_names_them(capsys):
+    assert qwen_train(["--check", "data.embedded_corpus=true", "checkpoint.layout_free=moments"]) == 2
+    [line] = error_lines(capsys)
+    assert "checkpoint.layout_free is 'moments'; choose one of full, weights" in line
