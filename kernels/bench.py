@@ -25,17 +25,11 @@ import torch.nn.functional as F
 
 from kernels import reference
 from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
+from pretrain.cli.dispatch import positive_int
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 # What FusedSwiGLUMLP runs: d(fc1) written over fc1, saving an fc1-sized allocation.
 GRAD_INTO_INPUT = "fused, d(fc1) into fc1 (as in the MLP)"
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

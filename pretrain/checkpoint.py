@@ -23,6 +23,7 @@ import torch
 
 from pretrain.checkpoint_reshard import (FULL_DIR, current_layout, load_full_model, load_full_optimizer,
                                          saved_layout, write_full_state)
+from pretrain.config import CHECKPOINT_CONFIG_FILE
 
 COMPLETE_MARKER = "COMPLETE"
 LATEST = "latest"
@@ -154,7 +155,7 @@ class CheckpointStore:
         final = self.directory / tag
         if self.rank == 0:
             atomic_write(staging / "train_state.json", json.dumps(asdict(state)))
-            atomic_write(staging / "config.yaml", config_yaml)
+            atomic_write(staging / CHECKPOINT_CONFIG_FILE, config_yaml)
             atomic_write(staging / COMPLETE_MARKER, "")
             if final.exists():
                 shutil.rmtree(final)

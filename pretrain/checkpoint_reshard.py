@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from megatron.core import parallel_state
 
-from pretrain.config import load_config
+from pretrain.config import saved_run_config
 
 FULL_DIR = "full"
 LAYOUT_FILE = "layout.json"
@@ -201,7 +201,7 @@ def _this_rank_part(saved: torch.Tensor, name: str, parameter, vocab_size: int, 
 
 def _saved_vocab_size(checkpoint: Path) -> int:
     """Real tokens of the saved model (its other rows are padding); the run's config.yaml says."""
-    return load_config(checkpoint / "config.yaml").model.vocab_size
+    return saved_run_config(checkpoint).model.vocab_size
 
 
 def load_full_model(module: torch.nn.Module, checkpoint: Path) -> None:

@@ -207,6 +207,14 @@ def fill_from_preset(model: ModelConfig) -> None:
             setattr(model, name, value)
 
 
+CHECKPOINT_CONFIG_FILE = "config.yaml"  # the resolved RunConfig every checkpoint carries
+
+
+def saved_run_config(checkpoint: str | Path) -> RunConfig:
+    """The run configuration a checkpoint (one ``step_XXXXXXXX`` directory) was saved with."""
+    return load_config(Path(checkpoint) / CHECKPOINT_CONFIG_FILE)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     tree: dict = {}
     source = str(path) if path else "<defaults>"

@@ -5,7 +5,7 @@ Runs before any process group exists, so a bad layout fails fast on every rank a
 
 from __future__ import annotations
 
-from pretrain.config import ConfigError, RunConfig, load_config
+from pretrain.config import CHECKPOINT_CONFIG_FILE, ConfigError, RunConfig, saved_run_config
 from pretrain.data.indexed_check import DatasetFileError, verify_indexed_dataset
 
 
@@ -114,11 +114,11 @@ def _init_weights_problems(config: RunConfig) -> list[str]:
 
     try:
         checkpoint = resolve_checkpoint(source)
-        saved = load_config(checkpoint / "config.yaml").model
+        saved = saved_run_config(checkpoint).model
     except (CheckpointNotFound, ConfigError) as error:
         return [f"checkpoint.init_weights: {str(error).splitlines()[0]}"]
     return [f"checkpoint.init_weights: model.{name} is {getattr(config.model, name)} in this run but "
-            f"{getattr(saved, name)} in {checkpoint / 'config.yaml'}"
+            f"{getattr(saved, name)} in {checkpoint / CHECKPOINT_CONFIG_FILE}"
             for name in WEIGHT_SIZES if getattr(config.model, name) != getattr(saved, name)]
 
 

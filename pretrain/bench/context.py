@@ -20,6 +20,8 @@ import sys
 import numpy as np
 import torch
 
+from pretrain.cli.dispatch import positive_int
+
 VARIANTS = {"no extension": (False, False), "dynamic NTK": (True, False), "NTK + LogN": (True, True)}
 
 
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "corpus its python-code part, whose documents are long)")
     parser.add_argument("--multiples", type=_multiples, default=[1, 2, 4, 8],
                         help="lengths as multiples of the training length (default 1,2,4,8)")
-    parser.add_argument("--sequences", type=int, default=8, help="held-out windows scored at every length (default 8)")
+    parser.add_argument("--sequences", type=positive_int, default=8, help="held-out windows scored at every length (default 8)")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
 
 
@@ -79,19 +81,18 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pretrain.checkpoint import CheckpointNotFound
-    from pretrain.config import load_config
+    from pretrain.checkpoint import CheckpointNotFound, resolve_checkpoint
+    from pretrain.config import ConfigError, saved_run_config
     from pretrain.generation.context_extension import ExtensionSettings
     from pretrain.generation.extended_model import extended_forward
-    from pretrain.generation.loading import load_checkpoint_model, read_model_config
+    from pretrain.generation.loading import load_checkpoint_model
 
-    if args.sequences < 1:
-        return _error(f"--sequences must be >= 1, got {args.sequences}")
     try:
-        step_dir, model_config = read_model_config(args.checkpoint)
-    except CheckpointNotFound as error:
-        return _error(str(error))
-    run_config = load_config(step_dir / "config.yaml")
+        step_dir = resolve_checkpoint(args.checkpoint)
+        run_config = saved_run_config(step_dir)
+    except (CheckpointNotFound, ConfigError) as error:
+        return _error(str(error).splitlines()[0])
+    model_config = run_config.model
     train_length = model_config.seq_length
     prefix = args.data or _default_prefix(run_config)
     if not (os.path.exists(f"{prefix}.bin") and os.path.exists(f"{prefix}.idx")):

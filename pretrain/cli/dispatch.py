@@ -12,6 +12,17 @@ import sys
 from typing import Mapping, Sequence
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def run_subcommand(prog: str, description: str, commands: Mapping[str, tuple[str, str]],
                    argv: Sequence[str] | None = None) -> int:
     """``commands`` maps a name to (module path, one-line help)."""

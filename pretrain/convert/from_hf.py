@@ -23,7 +23,8 @@ import torch
 
 from pretrain.checkpoint import COMPLETE_MARKER, LATEST, TrainState, atomic_write, tag_for
 from pretrain.checkpoint_reshard import FULL_DIR, write_full_model
-from pretrain.config import ModelConfig, RunConfig
+from pretrain.cli.dispatch import positive_int
+from pretrain.config import CHECKPOINT_CONFIG_FILE, ModelConfig, RunConfig
 from pretrain.convert import ConversionError, progress
 from pretrain.convert.hf import HFModelConfig, HFWeights, read_config
 from pretrain.convert.names import NAMINGS, Layout, TensorMapping, fit_vocab, from_hf, hf_shapes, megatron_shapes
@@ -124,7 +125,7 @@ def _write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], model: 
     tag = tag_for(0)
     write_full_model(directory / tag / FULL_DIR, tensors)
     atomic_write(directory / tag / "train_state.json", json.dumps(asdict(TrainState())))
-    atomic_write(directory / tag / "config.yaml", RunConfig(model=model).to_yaml())
+    atomic_write(directory / tag / CHECKPOINT_CONFIG_FILE, RunConfig(model=model).to_yaml())
     atomic_write(directory / tag / COMPLETE_MARKER, "")
     atomic_write(directory / LATEST, tag)
 
@@ -145,13 +146,6 @@ def import_checkpoint(hf_dir: Path, output: Path, seq_length: int | None = None,
                          seconds=time.perf_counter() - start, notes=notes)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hf_dir", type=Path, metavar="HF_DIR",
                         help="directory with config.json and model.safetensors, sharded safetensors with "
@@ -159,10 +153,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", type=Path, metavar="OUTPUT_CHECKPOINT_DIR",
                         help="checkpoint directory to create (step_00000000 and latest inside); use it as "
                              "checkpoint.init_weights")
-    parser.add_argument("--seq-length", type=_positive,
+    parser.add_argument("--seq-length", type=positive_int,
                         help=f"model.seq_length of the checkpoint's config.yaml (default: config.json's "
                              f"max_position_embeddings or seq_length, at most {DEFAULT_SEQ_LENGTH_CAP})")
-    parser.add_argument("--vocab-size", type=_positive,
+    parser.add_argument("--vocab-size", type=positive_int,
                         help="real tokens of the vocabulary; rows beyond are padding (default: config.json's "
                              "vocab_size, at most the 151,851 of Qwen's tokenizer)")
     parser.add_argument("--force", action="store_true",

@@ -21,7 +21,7 @@ import torch
 
 from pretrain.checkpoint import CheckpointNotFound, resolve_checkpoint
 from pretrain.checkpoint_reshard import read_full_model
-from pretrain.config import ConfigError, ModelConfig, load_config
+from pretrain.config import ConfigError, ModelConfig, saved_run_config
 from pretrain.convert import ConversionError, progress
 from pretrain.convert.hf import generation_config, plan_shards, qwen2_config, write_json, write_safetensors
 from pretrain.convert.names import QWEN2, Layout, TensorMapping, fit_vocab, megatron_shapes, to_hf
@@ -63,7 +63,7 @@ def parse_size(text: str) -> int:
 def _read_checkpoint(path: Path) -> tuple[Path, ModelConfig, dict[str, torch.Tensor]]:
     try:
         checkpoint = resolve_checkpoint(path)
-        model = load_config(checkpoint / "config.yaml").model
+        model = saved_run_config(checkpoint).model
     except (CheckpointNotFound, ConfigError) as error:
         raise ConversionError(str(error).splitlines()[0]) from None
     return checkpoint, model, read_full_model(checkpoint)

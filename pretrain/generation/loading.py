@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from pretrain.checkpoint import CheckpointNotFound, resolve_checkpoint
-from pretrain.config import ModelConfig, ParallelConfig, load_config
+from pretrain.config import ModelConfig, ParallelConfig, saved_run_config
 
 if TYPE_CHECKING:
     from megatron.core.models.gpt import GPTModel
@@ -26,12 +26,10 @@ class CheckpointModel:
 
 def read_model_config(checkpoint: str | Path) -> tuple[Path, ModelConfig]:
     """The step directory and model config of a run's checkpoint dir or a ``step_XXXXXXXX`` dir;
-    :class:`CheckpointNotFound` (one line naming the path) when either is missing or incomplete."""
+    :class:`CheckpointNotFound` (one line naming the path) when it is missing or incomplete,
+    ``ConfigError`` when its config.yaml cannot be read."""
     step_dir = resolve_checkpoint(checkpoint)
-    config_file = step_dir / "config.yaml"
-    if not config_file.is_file():
-        raise CheckpointNotFound(f"{step_dir}: not a complete checkpoint (no config.yaml)")
-    return step_dir, load_config(config_file).model
+    return step_dir, saved_run_config(step_dir).model
 
 
 def load_checkpoint_model(checkpoint: str | Path, precision: str = "fp32",

@@ -10,7 +10,7 @@ import torch
 
 from pretrain.checkpoint import CheckpointStore, TrainState, resolve_checkpoint
 from pretrain.checkpoint_reshard import load_full_model
-from pretrain.config import RunConfig, load_config
+from pretrain.config import CHECKPOINT_CONFIG_FILE, RunConfig, saved_run_config
 from pretrain.data.datasets import build_datasets, micro_batches
 from pretrain.data.embedded import build_embedded_corpus
 from pretrain.model.builder import build_model
@@ -162,11 +162,11 @@ class Trainer:
         self.log.info(f"checkpoint: initialized the weights from {path} (optimizer, step and data position "
                       "start fresh)")
         # Not errors: raising the RoPE base or the context is how long-context training starts.
-        saved = load_config(path / "config.yaml").model
+        saved = saved_run_config(path).model
         for name in ("rotary_base", "norm_epsilon", "seq_length"):
             if getattr(saved, name) != getattr(self.config.model, name):
                 self.log.info(f"checkpoint: note: model.{name} is {getattr(self.config.model, name)} in this run, "
-                              f"{getattr(saved, name)} where the weights were trained ({path / 'config.yaml'})")
+                              f"{getattr(saved, name)} where the weights were trained ({path / CHECKPOINT_CONFIG_FILE})")
 
     def resume(self) -> None:
         if self.resume_tag is None:
