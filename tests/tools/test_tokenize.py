@@ -76,7 +76,8 @@ def test_dataset_reopens_with_manifest_counts_and_decodes_to_the_input(tokenized
 def test_every_input_record_is_accounted_for(tokenized):
     root, _ = tokenized
     counts = json.loads((root / "out" / "manifest.json").read_text())["counts"]
-    assert counts == {"in": 7, "kept": 5, "removed": 1, "rejected": 1, "removed_by_reason": {"empty_text": 1}}
+    assert counts == {"in": 7, "kept": 5, "removed": 1, "rejected": 1, "unreadable_files": 0,
+                      "removed_by_reason": {"empty_text": 1}}
     [rejected] = [json.loads(line) for p in (root / "out" / "rejected").glob("*") for line in p.read_text().splitlines()]
     assert rejected["file"].endswith("a.jsonl") and rejected["line"] == 2
     [removed] = [json.loads(line) for p in (root / "out" / "removed").glob("*") for line in p.read_text().splitlines()]

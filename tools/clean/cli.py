@@ -7,9 +7,10 @@ import dataclasses
 
 from tools.clean.quality import QualityThresholds
 from tools.clean.stage import CleanSettings, CleanStage
-from tools.clean.text import HTML_MODES
-from tools.stage import InputError, run_document_stage
+from tools.clean.text import HTML_MODES, UNICODE_FORMS
+from tools.stage import run_document_stage
 from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.stage.settings import SettingError
 
 
 def _flag(name: str) -> str:
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", choices=HTML_MODES, default=defaults.html,
                         help="extract the main text from HTML with resiliparse: auto (when the text looks like "
                              "HTML), always, never (default auto)")
-    parser.add_argument("--unicode-form", choices=("NFC", "NFKC"), default=defaults.unicode_form,
+    parser.add_argument("--unicode-form", choices=UNICODE_FORMS, default=defaults.unicode_form,
                         help="Unicode normalization form (default NFC)")
     parser.add_argument("--languages", nargs="+", default=[], metavar="CODE",
                         help="keep only these languages (ISO 639-1, e.g. en zh); default: all")
@@ -42,12 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> CleanSettings:
-    quality = QualityThresholds(**{f.name: getattr(args, f.name) for f in dataclasses.fields(QualityThresholds)})
-    if not 0.0 <= args.min_language_score <= 1.0:
-        raise InputError(f"--min-language-score must be in [0, 1], got {args.min_language_score}")
-    return CleanSettings(html=args.html, unicode_form=args.unicode_form, languages=tuple(args.languages),
-                         min_language_score=args.min_language_score, language_field=args.language_field,
-                         quality=quality, quality_filters=not args.no_quality_filters)
+    try:
+        quality = QualityThresholds(**{f.name: getattr(args, f.name) for f in dataclasses.fields(QualityThresholds)})
+        return CleanSettings(html=args.html, unicode_form=args.unicode_form, languages=tuple(args.languages),
+                             min_language_score=args.min_language_score, language_field=args.language_field,
+                             quality=quality, quality_filters=not args.no_quality_filters)
+    except SettingError as error:
+        raise error.for_flag() from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,40 +13,47 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from tools.stage import Removal
+from tools.stage.settings import allowed, check_settings
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
 BULLETS = ("•", "-", "*", "·", "‣", "▪", "●", "–")
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "。", "！", "？", "”", "…", ":", ";")
 
+COUNT = allowed(low=0)
+SHARE = allowed(low=0, high=1)
 
-def _help(text: str, **kwargs) -> dict:
-    return {"help": text, **kwargs}
+
+def _help(text: str, limits: dict) -> dict:
+    return {"help": text, **limits}
 
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    min_words: int = field(default=50, metadata=_help("Gopher: fewer words than this"))
-    max_words: int = field(default=100_000, metadata=_help("Gopher: more words than this"))
-    min_chars: int = field(default=100, metadata=_help("CJK documents: fewer characters than this"))
-    min_mean_word_length: float = field(default=3.0, metadata=_help("Gopher: mean word length below this"))
-    max_mean_word_length: float = field(default=10.0, metadata=_help("Gopher: mean word length above this"))
-    max_symbol_ratio: float = field(default=0.1, metadata=_help("Gopher: ('#' + '...') per word above this"))
-    max_bullet_lines: float = field(default=0.9, metadata=_help("Gopher: share of lines starting with a bullet"))
-    max_ellipsis_lines: float = field(default=0.3, metadata=_help("Gopher: share of lines ending with '...'"))
-    min_alpha_words: float = field(default=0.8, metadata=_help("Gopher: share of words with a letter"))
-    min_stop_words: int = field(default=2, metadata=_help("Gopher: English stop words present (English only)"))
+    min_words: int = field(default=50, metadata=_help("Gopher: fewer words than this", COUNT))
+    max_words: int = field(default=100_000, metadata=_help("Gopher: more words than this", COUNT))
+    min_chars: int = field(default=100, metadata=_help("CJK documents: fewer characters than this", COUNT))
+    min_mean_word_length: float = field(default=3.0, metadata=_help("Gopher: mean word length below this", COUNT))
+    max_mean_word_length: float = field(default=10.0, metadata=_help("Gopher: mean word length above this", COUNT))
+    max_symbol_ratio: float = field(default=0.1, metadata=_help("Gopher: ('#' + '...') per word above this", COUNT))
+    max_bullet_lines: float = field(default=0.9, metadata=_help("Gopher: share of lines starting with a bullet", SHARE))
+    max_ellipsis_lines: float = field(default=0.3, metadata=_help("Gopher: share of lines ending with '...'", SHARE))
+    min_alpha_words: float = field(default=0.8, metadata=_help("Gopher: share of words with a letter", SHARE))
+    min_stop_words: int = field(default=2, metadata=_help("Gopher: English stop words present (English only)", COUNT))
     min_terminal_lines: float = field(default=0.12,
-                                      metadata=_help("FineWeb: share of lines ending in terminal punctuation"))
-    max_short_lines: float = field(default=0.67, metadata=_help("FineWeb: share of lines of <= 30 characters"))
-    max_duplicate_lines: float = field(default=0.3, metadata=_help("Gopher: share of lines that repeat"))
-    max_duplicate_line_chars: float = field(default=0.2, metadata=_help("Gopher: share of characters in repeated lines"))
-    max_top_2gram_chars: float = field(default=0.2, metadata=_help("Gopher: characters in the most frequent 2-gram"))
-    max_top_4gram_chars: float = field(default=0.16, metadata=_help("Gopher: characters in the most frequent 4-gram"))
+                                      metadata=_help("FineWeb: share of lines ending in terminal punctuation", SHARE))
+    max_short_lines: float = field(default=0.67, metadata=_help("FineWeb: share of lines of <= 30 characters", SHARE))
+    max_duplicate_lines: float = field(default=0.3, metadata=_help("Gopher: share of lines that repeat", SHARE))
+    max_duplicate_line_chars: float = field(default=0.2, metadata=_help("Gopher: share of characters in repeated lines", SHARE))
+    max_top_2gram_chars: float = field(default=0.2, metadata=_help("Gopher: characters in the most frequent 2-gram", SHARE))
+    max_top_4gram_chars: float = field(default=0.16, metadata=_help("Gopher: characters in the most frequent 4-gram", SHARE))
     max_duplicate_5gram_chars: float = field(default=0.15,
-                                             metadata=_help("Gopher: characters in repeated 5-grams"))
+                                             metadata=_help("Gopher: characters in repeated 5-grams", SHARE))
     max_duplicate_10gram_chars: float = field(default=0.10,
-                                              metadata=_help("Gopher: characters in repeated 10-grams"))
-    lorem_ipsum: bool = field(default=True, metadata=_help("C4: remove documents containing 'lorem ipsum'"))
+                                              metadata=_help("Gopher: characters in repeated 10-grams", SHARE))
+    lorem_ipsum: bool = field(default=True, metadata=_help("C4: remove documents containing 'lorem ipsum'", {}))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def _top_ngram_char_share(words: list[str], n: int, total_chars: int) -> float:

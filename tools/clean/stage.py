@@ -7,19 +7,25 @@ from typing import Any
 
 from tools.clean.language import CJK_LANGUAGES, identify
 from tools.clean.quality import QualityThresholds, first_failed_rule
-from tools.clean.text import html_to_text, looks_like_html, normalize
+from tools.clean.text import HTML_MODES, UNICODE_FORMS, html_to_text, looks_like_html, normalize
 from tools.stage import Document, Removal
+from tools.stage.settings import allowed, check_settings
 
 
 @dataclass(frozen=True)
 class CleanSettings:
-    html: str = "auto"  # auto: extract when the text looks like HTML; always; never
-    unicode_form: str = "NFC"
+    # auto: extract when the text looks like HTML; always; never
+    html: str = field(default="auto", metadata=allowed(choices=HTML_MODES))
+    unicode_form: str = field(default="NFC", metadata=allowed(choices=UNICODE_FORMS))
     languages: tuple[str, ...] = ()  # keep only these ISO 639-1 codes; empty keeps every language
-    min_language_score: float = 0.0  # py3langid probability below which a document is removed
+    # py3langid probability below which a document is removed
+    min_language_score: float = field(default=0.0, metadata=allowed(low=0, high=1))
     language_field: str = "language"  # kept documents get {language_field: code, language_field_score: p}
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     quality_filters: bool = True
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import unicodedata
 from resiliparse.extract.html2text import extract_plain_text
 
 HTML_MODES = ("auto", "always", "never")
+UNICODE_FORMS = ("NFC", "NFKC")
 _LOOKS_LIKE_HTML = re.compile(r"^\s*(<!doctype html|<html|<head|<body)|<(p|div|br|span|a|table|li)[\s>/]",
                               re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -7,11 +7,13 @@ HumanEval problems (prompt and canonical solution) from the installed ``human-ev
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.stage.document import Rejection
+from tools.stage.reader import iter_records, json_type
+from tools.stage.streams import READ_SUFFIXES, is_read
 
 ID_FIELDS = ("task_id", "id", "question_id", "idx")
 
@@ -55,26 +57,18 @@ class BenchmarkSpec:
         return cls(name, path, tuple(field for field in fields.split(",") if field))
 
 
-def _records_from_jsonl(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BenchmarkError(f"{path}:{line_number}: malformed JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise BenchmarkError(f"{path}:{line_number}: record is not a JSON object")
-            yield line_number, record
-
-
-def _records_from_parquet(path: Path):
-    import pyarrow.parquet as pq
-
-    for row_number, record in enumerate(pq.read_table(path).to_pylist(), 1):
-        yield row_number, record
+def _records(path: Path):
+    """The data tools' reader (same suffixes and checks); any unreadable record stops the run,
+    since a benchmark read in part would let its other items leak unnoticed."""
+    if not is_read(str(path)):
+        raise BenchmarkError(f"{path}: benchmark file must be JSON Lines or Parquet ({', '.join(READ_SUFFIXES)})")
+    for item in iter_records(str(path)):
+        if isinstance(item, Rejection):
+            raise BenchmarkError(f"{path}:{item.line}: {item.error}")
+        number, record = item
+        if not isinstance(record, dict):
+            raise BenchmarkError(f"{path}:{number}: record is {json_type(record)}, not an object")
+        yield number, record
 
 
 def _item_text(spec: BenchmarkSpec, record: dict, where: str) -> str:
@@ -95,9 +89,8 @@ def load_local(spec: BenchmarkSpec) -> list[BenchmarkItem]:
     path = Path(spec.path)
     if not path.is_file():
         raise BenchmarkError(f"{path}: benchmark file not found (--benchmark {spec.name}=...)")
-    records = _records_from_parquet(path) if path.suffix == ".parquet" else _records_from_jsonl(path)
     items = []
-    for number, record in records:
+    for number, record in _records(path):
         item_id = next((str(record[key]) for key in ID_FIELDS if key in record), str(number))
         items.append(BenchmarkItem(spec.name, item_id, _item_text(spec, record, f"{path}:{number}")))
     if not items:

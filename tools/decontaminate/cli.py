@@ -11,10 +11,11 @@ import argparse
 import sys
 
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec, load_benchmarks
-from tools.decontaminate.removal import RemovalRules
+from tools.decontaminate.removal import MODES, RemovalRules
 from tools.decontaminate.stage import REPORT_FILE, DecontaminationConfig, run_decontamination
 from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
-from tools.stage.reader import InputError
+from tools.stage.settings import SettingError
+from tools.stage.errors import InputError
 
 REPORTED_ITEMS = 10
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "NAME=PATH[:FIELD,FIELD] for a local JSONL or Parquet file (default fields: every "
                             "string field); repeatable")
     group.add_argument("--ngram", type=int, default=13, help="words per n-gram (default 13)")
-    group.add_argument("--mode", choices=("remove-spans", "drop-document"), default="remove-spans",
+    group.add_argument("--mode", choices=MODES, default="remove-spans",
                        help="remove-spans: cut each match plus --window characters either side (default); "
                             "drop-document: drop every document with a match")
     group.add_argument("--window", type=int, default=200, help="characters removed either side of a match (default 200)")
@@ -41,11 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> DecontaminationConfig:
-    for option in ("ngram", "window", "min_fragment_chars", "max_splits", "max_ngram_documents"):
-        if getattr(args, option) < (1 if option == "ngram" else 0):
-            raise InputError(f"--{option.replace('_', '-')} must not be {getattr(args, option)}")
-    rules = RemovalRules(args.mode, args.window, args.min_fragment_chars, args.max_splits)
-    return DecontaminationConfig(tuple(args.benchmark), args.ngram, args.max_ngram_documents, rules)
+    try:
+        rules = RemovalRules(args.mode, args.window, args.min_fragment_chars, args.max_splits)
+        return DecontaminationConfig(tuple(args.benchmark), args.ngram, args.max_ngram_documents, rules)
+    except SettingError as error:
+        raise error.for_flag({"n": "--ngram"}) from None
 
 
 def print_leaked_items(report: list[dict], ngram: int) -> None:

@@ -8,22 +8,27 @@ whole document when it was cut more than ``max_splits`` times or nothing is left
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from tools.decontaminate.index import NgramMatch
+from tools.stage.settings import allowed, check_settings
 
 Mode = Literal["remove-spans", "drop-document"]
+MODES = ("remove-spans", "drop-document")
 FRAGMENT_SEPARATOR = "\n\n"
 REMOVAL_REASONS = ("benchmark_overlap", "split_too_many_times", "no_clean_fragment")
 
 
 @dataclass(frozen=True)
 class RemovalRules:
-    mode: Mode = "remove-spans"
-    window: int = 200
-    min_fragment_chars: int = 200
-    max_splits: int = 10
+    mode: Mode = field(default="remove-spans", metadata=allowed(choices=MODES))
+    window: int = field(default=200, metadata=allowed(low=0))
+    min_fragment_chars: int = field(default=200, metadata=allowed(low=0))
+    max_splits: int = field(default=10, metadata=allowed(low=0))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)

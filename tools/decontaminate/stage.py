@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,13 @@ from tools.decontaminate.index import BenchmarkIndex, file_version, load_index
 from tools.decontaminate.removal import REMOVAL_REASONS, RemovalRules, apply_rules
 from tools.stage.document import Document, Removal
 from tools.stage.reader import read_documents
-from tools.stage.runner import Markers, Shard, StageConfig, claim_output, list_shards, run_shards
-from tools.stage.stages import MARKERS_DIR, WORK_DIR, RunSummary, run_document_stage
+from tools.stage.runner import Markers, Shard, StageConfig, digest, run_shards
+from tools.stage.settings import allowed, check_settings
+from tools.stage.stages import WORK_DIR, RunSummary, run_document_stage
+from tools.stage.startup import MARKERS_DIR, prepare_run
 from tools.stage.writer import write_json_atomic
 
-INDEX_FILE = "benchmark_index.pkl"
+INDEX_FILE = "benchmark_index-{digest}.pkl"  # named by the benchmark contents it was built from
 CONTAMINATED_FILE = "contaminated.json"
 REPORT_FILE = "decontamination_report.json"
 EXAMPLE_DOCUMENTS = 5
@@ -113,9 +115,27 @@ def item_report(index: BenchmarkIndex, scans: list[dict[str, Any]], shards: list
 @dataclass(frozen=True)
 class DecontaminationConfig:
     benchmarks: tuple[str, ...]
-    n: int = 13
-    max_ngram_documents: int = 10
+    n: int = field(default=13, metadata=allowed(low=1))
+    max_ngram_documents: int = field(default=10, metadata=allowed(low=0))
     rules: RemovalRules = RemovalRules()
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def _benchmark_index(items: list[BenchmarkItem], n: int, work_dir: Path) -> tuple[Path, BenchmarkIndex, str]:
+    """The saved index of these exact benchmark contents, built when they changed (indexes of
+    other contents are deleted)."""
+    contents = digest([n, [(item.label, item.text) for item in items]])
+    path = work_dir / INDEX_FILE.format(digest=contents)
+    if path.exists():
+        return path, load_index(str(path)), contents
+    for stale in work_dir.glob(INDEX_FILE.format(digest="*")):
+        stale.unlink()
+    index = BenchmarkIndex.build(items, n)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    index.save(path)
+    return path, index, contents
 
 
 def run_decontamination(items: list[BenchmarkItem], settings: DecontaminationConfig,
@@ -124,16 +144,12 @@ def run_decontamination(items: list[BenchmarkItem], settings: DecontaminationCon
     work_dir = out / WORK_DIR
     user_params = {"benchmarks": list(settings.benchmarks), "n": settings.n,
                    "max_ngram_documents": settings.max_ngram_documents, **asdict(settings.rules)}
-    claim_output(out, "decontaminate", {**user_params, **config.resume_key()})
-    shards = list_shards(config)
-    index_path = work_dir / INDEX_FILE
-    if index_path.exists():
-        index = load_index(str(index_path))
-    else:
-        index = BenchmarkIndex.build(items, settings.n)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        index.save(index_path)
-    scan = run_shards(ScanTask(str(index_path), config), shards, Markers(out / MARKERS_DIR, "scan"),
+    plan = prepare_run(config, "decontaminate", user_params)
+    shards = plan.shards
+    index_path, index, contents = _benchmark_index(items, settings.n, work_dir)
+    # A scan is valid for the benchmark contents it matched against.
+    scan_markers = Markers(out / MARKERS_DIR, "scan", {shard.name: contents for shard in shards})
+    scan = run_shards(ScanTask(str(index_path), config), shards, scan_markers,
                       config.workers, "decontaminate scan", config.progress)
     scans = [scan.results[shard.index] for shard in shards]
     document_frequency = Counter(key for s in scans for entry in s["matched"].values() for key in entry["keys"])
@@ -148,7 +164,10 @@ def run_decontamination(items: list[BenchmarkItem], settings: DecontaminationCon
     write_json_atomic(work_dir / CONTAMINATED_FILE, contaminated)
     stage = Decontaminate(str(index_path), str(work_dir / CONTAMINATED_FILE), settings.rules,
                           tuple(user_params.items()))
-    summary = run_document_stage(stage, config)
+    # Frequent n-grams are counted over the whole corpus, so a change in one shard can change what
+    # another must cut: each shard is written again exactly when its list of matches changed.
+    depends = {shard.name: digest([contents, contaminated.get(shard.path, {})]) for shard in shards}
+    summary = run_document_stage(stage, config, plan, depends)
     matched = sum(len(lines) for lines in contaminated.values())
     removed = sum(count for reason, count in summary.manifest["counts"]["removed_by_reason"].items()
                   if reason in REMOVAL_REASONS)

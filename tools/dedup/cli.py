@@ -8,15 +8,20 @@ import sys
 from tools.dedup.exact import ExactDedup, Normalization
 from tools.dedup.keep import KEEP_POLICIES, KeepPolicy
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
-from tools.stage import InputError, run_corpus_stage
+from tools.stage import run_corpus_stage
 from tools.stage.cli import (add_sharding_arguments, add_stage_arguments, run_reporting_errors, shard_selection,
                              stage_config)
+from tools.stage.settings import SettingError
+
+FLAGS = {"word_ngram": "--ngram", "char_ngram": "--cjk-ngram"}  # settings whose flag is not their name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
     add_sharding_arguments(parser)
-    parser.add_argument("--method", choices=("exact", "minhash"), required=True)
+    parser.add_argument("--method", choices=("exact", "minhash"), required=True,
+                        help="exact: documents equal after normalization (NFKC, case, whitespace); minhash: "
+                             "near duplicates by estimated Jaccard similarity of word n-grams (MinHash/LSH)")
     parser.add_argument("--keep", choices=KEEP_POLICIES, default="first-seen",
                         help="which copy survives: first-seen (order of --input, then file, then line) or "
                              "source-priority (see --source-priority); default first-seen")
@@ -45,13 +50,12 @@ def _stage(args: argparse.Namespace) -> ExactDedup | MinHashDedup:
     keep = KeepPolicy(args.keep, tuple(args.source_priority))
     if args.method == "exact":
         return ExactDedup(Normalization(args.fold_punctuation, args.fold_digits), keep)
-    if not 0.0 < args.threshold <= 1.0 or not 0.0 < args.target_recall <= 1.0:
-        raise InputError("--threshold and --target-recall must be in (0, 1]")
-    if args.num_perm < 2 or args.ngram < 1 or args.cjk_ngram < 1:
-        raise InputError("--num-perm must be >= 2, --ngram and --cjk-ngram >= 1")
-    settings = MinHashSettings(threshold=args.threshold, target_recall=args.target_recall, num_perm=args.num_perm,
-                               seed=args.seed, word_ngram=args.ngram, char_ngram=args.cjk_ngram,
-                               max_cluster=args.max_cluster)
+    try:
+        settings = MinHashSettings(threshold=args.threshold, target_recall=args.target_recall, num_perm=args.num_perm,
+                                   seed=args.seed, word_ngram=args.ngram, char_ngram=args.cjk_ngram,
+                                   max_cluster=args.max_cluster)
+    except SettingError as error:
+        raise error.for_flag(FLAGS) from None
     return MinHashDedup(settings, keep)
 
 

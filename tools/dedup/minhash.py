@@ -24,20 +24,26 @@ from tools.dedup.keep import KeepPolicy
 from tools.dedup.lsh import Banding
 from tools.dedup.shingles import HASH_SCHEME, Signer
 from tools.stage import Document, Shard, StageConfig
+from tools.stage.settings import allowed, check_settings
 
 VERIFY_CHUNK = 1 << 18  # pairs verified per step: bounds the gathered signature rows
 
 
 @dataclass(frozen=True)
 class MinHashSettings:
-    threshold: float = 0.8
-    target_recall: float = 0.95  # candidate probability wanted at the threshold
-    num_perm: int = 128
-    seed: int = 1
-    word_ngram: int = 5
-    char_ngram: int = 5
-    max_bucket: int = 64  # larger buckets contribute chained pairs only, not all pairs
-    max_cluster: int = 1000  # clusters above this size are reported
+    threshold: float = field(default=0.8, metadata=allowed(low=0, high=1, low_open=True))
+    # candidate probability wanted at the threshold
+    target_recall: float = field(default=0.95, metadata=allowed(low=0, high=1, low_open=True))
+    num_perm: int = field(default=128, metadata=allowed(low=2))
+    seed: int = field(default=1, metadata=allowed(low=0))
+    word_ngram: int = field(default=5, metadata=allowed(low=1))
+    char_ngram: int = field(default=5, metadata=allowed(low=1))
+    # larger buckets contribute chained pairs only, not all pairs
+    max_bucket: int = field(default=64, metadata=allowed(low=2))
+    max_cluster: int = field(default=1000, metadata=allowed(low=1))  # clusters above this size are reported
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)

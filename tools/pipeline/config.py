@@ -32,12 +32,14 @@ import yaml
 
 from tools.clean.quality import QualityThresholds
 from tools.clean.stage import CleanSettings, CleanStage
+from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec
 from tools.decontaminate.removal import RemovalRules
 from tools.decontaminate.stage import DecontaminationConfig
 from tools.dedup.exact import ExactDedup, Normalization
 from tools.dedup.keep import KeepPolicy
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
-from tools.stage.reader import InputError
+from tools.stage.errors import InputError
+from tools.stage.settings import SettingError
 from tools.tokenize.shard import TokenizerSpec
 
 FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate")
@@ -102,7 +104,10 @@ def _build(cls, options: Any, where: str, **fixed):
             raise PipelineConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
         if isinstance(value, list):
             options = {**options, key: tuple(value)}
-    return cls(**options, **fixed)
+    try:
+        return cls(**options, **fixed)
+    except SettingError as error:  # the same ranges the CLI flags are checked against
+        raise PipelineConfigError(f"{where}.{error.name}: must be {error.requirement}, got {error.value!r}") from None
 
 
 def _clean(options: Any, where: str) -> CleanStage:
@@ -135,8 +140,13 @@ def _decontaminate(options: Any, where: str) -> DecontaminationConfig:
     benchmarks = options.pop("benchmarks", None)
     if not benchmarks or not isinstance(benchmarks, list):
         raise PipelineConfigError(f"{where}.benchmarks: a list of benchmarks is required, e.g. [humaneval]")
+    for number, spec in enumerate(benchmarks):
+        try:
+            BenchmarkSpec.parse(str(spec))
+        except BenchmarkError as error:
+            raise PipelineConfigError(f"{where}.benchmarks[{number}]: {error}") from None
     general = {key: options.pop(key) for key in ("n", "max_ngram_documents") if key in options}
-    return _build(DecontaminationConfig, general, where, benchmarks=tuple(benchmarks),
+    return _build(DecontaminationConfig, general, where, benchmarks=tuple(str(b) for b in benchmarks),
                   rules=_build(RemovalRules, options, where))
 
 
@@ -184,6 +194,9 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
               for name in FILTER_STAGES if name in stages_raw}
     tokenize_options = dict(stages_raw["tokenize"] or {})
     dataset_name = tokenize_options.pop("dataset_name", "text_document")
+    if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
+        raise PipelineConfigError(f"{path}: stages.tokenize.dataset_name: must be a plain file name, "
+                                  f"got {dataset_name!r}")
     tokenize = TokenizeSettings(dataset_name, _build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"))
     destination = output or raw.get("output")
     if not destination:
@@ -191,5 +204,9 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
     workers = raw.get("workers", os.cpu_count() or 1)
     if not isinstance(workers, int) or workers < 1:
         raise PipelineConfigError(f"{path}: workers: must be an integer >= 1")
+    fields = {"text_field": raw.get("text_field", "text"), "id_field": raw.get("id_field", "id")}
+    for key, value in fields.items():
+        if not isinstance(value, str) or not value:
+            raise PipelineConfigError(f"{path}: {key}: must be a field name, got {value!r}")
     return PipelineConfig(str(path), Path(destination), _sources(raw.get("sources"), f"{path}: sources"), stages,
-                          tokenize, workers, raw.get("text_field", "text"), raw.get("id_field", "id"), raw, progress)
+                          tokenize, workers, fields["text_field"], fields["id_field"], raw, progress)

@@ -15,11 +15,13 @@ SUMMARY_MARKDOWN = "pipeline_summary.md"
 
 
 def training_data(config: PipelineConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """``data.prefixes`` (and ``data.weights`` with several sources) for qwen-train's config."""
+    """``data.prefixes`` (and ``data.weights`` with several sources) for qwen-train's config; a
+    source left without documents has no dataset and is not in it."""
     datasets = {r["source"]: r["dataset"] for r in records if r["stage"] == "tokenize"}
-    data: dict[str, Any] = {"prefixes": [datasets[s.name]["prefix"] for s in config.sources]}
-    if len(config.sources) > 1:
-        data["weights"] = [s.weight for s in config.sources]
+    sources = [s for s in config.sources if datasets[s.name]["prefix"]]
+    data: dict[str, Any] = {"prefixes": [datasets[s.name]["prefix"] for s in sources]}
+    if len(sources) > 1:
+        data["weights"] = [s.weight for s in sources]
     return data
 
 

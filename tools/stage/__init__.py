@@ -4,10 +4,16 @@ Pieces (one file each):
 
 - ``document``: ``Document`` (id, text, pass-through ``fields``, ``source`` file, ``line``),
   ``Removal(reason, details)``, ``Rejection(source, line, error)``.
-- ``reader``: ``expand_inputs`` (files, directories, globs) and ``read_documents`` (JSONL plain,
-  .gz, .zst, and Parquet; bad records become ``Rejection``; repeated ids are flagged).
-- ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file), completion
-  ``Markers`` and ``run_shards`` (a process pool that skips finished shards).
+- ``streams``: which suffixes are read; a file as numbered lines, decompressed with checks that
+  notice truncated or mislabelled data.
+- ``inputs``: ``expand_inputs`` (files, directories, globs; unknown suffixes refused or skipped).
+- ``reader``: ``read_documents`` (JSON Lines, JSON arrays, Parquet; strict JSON; bad records and
+  unreadable rests of files become ``Rejection``; repeated ids are flagged).
+- ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file, named after its
+  identity), completion ``Markers`` and ``run_shards`` (a process pool that skips finished shards).
+- ``startup``: the checks before a run (output directory, inputs, text field), the claim on the
+  output directory, and removal of stale files.
+- ``signals``, ``errors``: ``InputError`` (one line, exit 2) and ``StopSignal`` (SIGINT/SIGTERM).
 - ``filter``: the write phase: kept/ removed/ rejected/ JSONL shards, written atomically.
 - ``manifest``: ``manifest.json`` (parameters, versions, counts with in == kept + removed +
   rejected, wall time) and the summary table.
@@ -18,7 +24,7 @@ Output directory of every stage::
 
     kept/<shard>.jsonl       documents kept: {id_field, text_field, every other input field}
     removed/<shard>.jsonl    {"id", "stage", "reason", "details", "source": "FILE:LINE"}
-    rejected/<shard>.jsonl   {"file", "line", "error"}  (unreadable input)
+    rejected/<shard>.jsonl   {"file", "line", "error"[, "byte"]}  (unreadable input)
     manifest.json
     .run.json, .markers/, .work/   resume state (a rerun with the same arguments resumes)
 
@@ -64,11 +70,14 @@ A sub-command's cli.py::
                                     lambda: run_document_stage(make_stage(args), stage_config(args)))
 
 ``InputError`` (bad arguments, missing inputs, a resume with other parameters) becomes one line on
-stderr and exit code 2; bad records never stop a run.
+stderr and exit code 2; bad records never stop a run. SIGINT/SIGTERM stop the workers and end the
+run with one line and exit code 130/143.
 """
 
 from tools.stage.document import Document, Rejection, Removal
-from tools.stage.reader import InputError, RecordParser, expand_inputs, read_documents
+from tools.stage.errors import InputError
+from tools.stage.inputs import expand_inputs
+from tools.stage.reader import RecordParser, read_documents
 from tools.stage.runner import Shard, StageConfig
 from tools.stage.stages import (CorpusStage, DocumentStage, RunSummary, ShardSelection, run_corpus_stage,
                                 run_document_stage)

@@ -8,20 +8,25 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from tools.stage.reader import InputError
+from tools.stage.errors import InputError, StopSignal
 from tools.stage.runner import StageConfig
+from tools.stage.signals import stop_on_signals
 from tools.stage.stages import ShardSelection
 
+STAGE_OUTPUTS = "kept/, removed/, rejected/, manifest.json"
 
-def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """--input, --output, --text-field, --id-field, --workers, --no-progress."""
+
+def add_stage_arguments(parser: argparse.ArgumentParser, outputs: str = STAGE_OUTPUTS) -> None:
+    """--input, --output, --text-field, --id-field, --workers, --no-progress; ``outputs`` lists
+    what the stage writes into --output, for the help."""
     group = parser.add_argument_group("input and output (common to all stages)")
     group.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                       help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet files, directories (searched "
-                            "recursively) or globs; each file is one shard")
+                       help="JSON Lines (.jsonl, .ndjson, .json; plain, .gz, .zst, .bz2 or .xz) or Parquet "
+                            "files, directories (searched recursively; other files are skipped with a warning) "
+                            "or globs; each file is one shard")
     group.add_argument("--output", required=True, type=Path,
-                       help="output directory: kept/, removed/, rejected/, manifest.json; rerunning with the "
-                            "same arguments resumes, skipping finished shards")
+                       help=f"output directory: {outputs}; rerunning resumes, redoing only shards whose input "
+                            "changed")
     group.add_argument("--text-field", default="text", help="field holding the document text (default: text)")
     group.add_argument("--id-field", default="id",
                        help="field holding the document id (default: id); when absent the id is FILE:LINE")
@@ -66,11 +71,22 @@ def shard_selection(args: argparse.Namespace) -> ShardSelection | None:
     return ShardSelection(index, count)
 
 
+def interrupted_message(stop: StopSignal) -> str:
+    finished, total = getattr(stop, "finished", None), getattr(stop, "total", None)
+    done = f"{finished} of {total} shards finished" if total is not None else "finished shards are kept"
+    return f"interrupted: {done}; rerun the same command to resume"
+
+
 def run_reporting_errors(prog: str, body: Callable[[], object]) -> int:
-    """Run ``body``; a user error becomes one line on stderr and exit code 2."""
+    """Run ``body``; a user error becomes one line on stderr and exit code 2, SIGINT or SIGTERM one
+    line and exit code 130 or 143."""
     try:
-        body()
+        with stop_on_signals():
+            body()
     except InputError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except StopSignal as stop:
+        print(f"{prog}: {interrupted_message(stop)}", file=sys.stderr)
+        return stop.exit_code
     return 0

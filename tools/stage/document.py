@@ -39,8 +39,12 @@ class Removal:
 
 @dataclass(frozen=True)
 class Rejection:
-    """An input record that could not be read as a document (file, line, error)."""
+    """An input record that could not be read as a document (file, line, error). With
+    ``stops_file`` it stands instead for the unreadable rest of the file from ``line`` on (a
+    truncated or corrupt file); ``byte`` then gives the file offset where reading stopped."""
 
     source: str
     line: int
     error: str
+    byte: int | None = None
+    stops_file: bool = False

@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 from tools.stage.document import Document, Rejection, Removal
 from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.writer import AtomicJsonlWriter
+from tools.stage.writer import AtomicJsonlWriter, UnwritableRecord
 
 Decider = Callable[[Document], "Removal | None"]
 
@@ -34,7 +34,14 @@ def removed_record(doc: Document, stage: str, removal: Removal) -> dict[str, Any
 
 
 def rejected_record(rejection: Rejection) -> dict[str, Any]:
-    return {"file": rejection.source, "line": rejection.line, "error": rejection.error}
+    record = {"file": rejection.source, "line": rejection.line, "error": rejection.error}
+    return record if rejection.byte is None else {**record, "byte": rejection.byte}
+
+
+def shard_counts(kept: int, removed: int, rejections: int, reasons: Counter[str], unreadable: bool) -> dict[str, Any]:
+    """One shard's result: ``in`` counts the records read plus the unreadable rest of a file as one."""
+    return {"in": kept + removed + rejections, "kept": kept, "removed": removed, "rejected": rejections,
+            "removed_by_reason": dict(reasons), "unreadable_files": int(unreadable)}
 
 
 def duplicate_id_removal(doc: Document) -> Removal:
@@ -56,14 +63,19 @@ class FilterTask:
         rejected = AtomicJsonlWriter(out / "rejected" / f"{shard.name}.jsonl")
         reasons: Counter[str] = Counter()
         writers = (kept, removed, rejected)
+        unreadable = False
         try:
             for item in read_documents(shard.path, self.config.parser):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
+                    unreadable |= item.stops_file
                     continue
                 removal = duplicate_id_removal(item) if item.duplicate_of is not None else decide(item)
                 if removal is None:
-                    kept.write(kept_record(item, self.config))
+                    try:
+                        kept.write(kept_record(item, self.config))
+                    except UnwritableRecord as error:
+                        rejected.write(rejected_record(Rejection(item.source, item.line, str(error))))
                 else:
                     reasons[removal.reason] += 1
                     removed.write(removed_record(item, self.source.name, removal))
@@ -73,5 +85,4 @@ class FilterTask:
             raise
         for writer in writers:
             writer.commit()
-        return {"in": kept.count + removed.count + rejected.count, "kept": kept.count,
-                "removed": removed.count, "rejected": rejected.count, "removed_by_reason": dict(reasons)}
+        return shard_counts(kept.count, removed.count, rejected.count, reasons, unreadable)

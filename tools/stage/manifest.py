@@ -12,6 +12,8 @@ from typing import Any, Iterable
 from tools.stage.writer import write_json_atomic
 
 BASE_LIBRARIES = ("qwen-pretrain", "numpy", "tqdm", "zstandard", "pyarrow")
+# unreadable_files: files whose rest could not be read (each also one of the rejected records).
+COUNT_KEYS = ("in", "kept", "removed", "rejected", "unreadable_files")
 
 
 class AccountingError(RuntimeError):
@@ -33,14 +35,13 @@ def total_counts(shard_counts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     totals: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for counts in shard_counts:
-        for key in ("in", "kept", "removed", "rejected"):
-            totals[key] += counts[key]
+        for key in COUNT_KEYS:
+            totals[key] += counts.get(key, 0)
         reasons.update(counts.get("removed_by_reason", {}))
     if totals["in"] != totals["kept"] + totals["removed"] + totals["rejected"]:
         raise AccountingError(f"in={totals['in']} but kept+removed+rejected="
                               f"{totals['kept'] + totals['removed'] + totals['rejected']}")
-    return {**{k: totals[k] for k in ("in", "kept", "removed", "rejected")},
-            "removed_by_reason": dict(sorted(reasons.items()))}
+    return {**{k: totals[k] for k in COUNT_KEYS}, "removed_by_reason": dict(sorted(reasons.items()))}
 
 
 def write_manifest(output: Path, stage: str, params: dict[str, Any], inputs: list[str],
@@ -69,4 +70,7 @@ def format_summary(stage: str, counts: dict[str, Any], wall_time_s: float, skipp
         if key == "removed":
             for reason, n in sorted(counts["removed_by_reason"].items(), key=lambda kv: -kv[1]):
                 lines.append(f"    {reason:<26}{n:>12,}{n / total:>9.1%}")
+    if counts.get("unreadable_files"):
+        lines.append(f"  {counts['unreadable_files']:,} files could not be read to the end: the "
+                     "rejections whose error starts with 'unreadable' in rejected/ say where")
     return "\n".join(lines)

@@ -1,75 +1,144 @@
-"""Finding input files and reading them as documents.
+"""Reading one input file as documents: every record becomes a ``Document`` or a ``Rejection``.
 
-Inputs are JSONL (plain, ``.gz``, ``.zst``) and Parquet. A record that cannot become a document
-(malformed JSON, invalid UTF-8, missing or non-string text) is yielded as a ``Rejection``; an
-unreadable or truncated file yields one ``Rejection`` at the point where reading stopped. Blank
-lines are not records and are skipped.
+JSON Lines files (see ``streams`` for suffixes and compression) hold one JSON object per line;
+blank lines are not records. A ``.json`` file whose first character is ``[`` is one JSON array
+whose elements are the records (read whole into memory; positions are element numbers). Parquet
+rows are records (positions are row numbers).
+
+JSON is parsed strictly, so that what is kept can always be written back as JSON: ``NaN`` and
+``Infinity``, a number too large for a float, an integer of more digits than Python converts
+(``sys.get_int_max_str_digits()``, 4300) and nesting deeper than the parser's recursion limit make
+the record a rejection, and the next line is read as usual. When the file itself stops being
+readable (truncated or corrupt compressed data, an unreadable Parquet page), one rejection with
+``stops_file`` names the line (and byte) where reading stopped; nothing after it is read.
 """
 
 from __future__ import annotations
 
-import glob
-import gzip
-import io
 import json
-import os
+import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 from tools.stage import progress
 from tools.stage.document import Document, Rejection
+from tools.stage.streams import UnreadableData, is_parquet, numbered_lines
 
-SUPPORTED_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".parquet")
 PARQUET_BATCH_ROWS = 1024
+JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+                   float: "a number", type(None): "null"}
 
 
-class InputError(ValueError):
-    """A fatal problem with the command line inputs (missing path, no files)."""
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type (Parquet values that JSON lacks keep their Python name)."""
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-@dataclass(frozen=True)
-class InputFile:
-    path: str
-    corpus: int  # index of the --input argument that produced this file
+class _NotStrictJson(ValueError):
+    pass
 
 
-def _is_supported(path: str) -> bool:
-    return path.endswith(SUPPORTED_SUFFIXES)
+def _parse_int(digits: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        raise _NotStrictJson(f"an integer of {len(digits.lstrip('-'))} digits (more than {limit})")
+    return int(digits)
 
 
-def expand_inputs(patterns: list[str] | tuple[str, ...]) -> list[InputFile]:
-    """Files named by ``patterns`` (files, directories searched recursively, or globs), in
-    argument order and sorted within each argument; a file named twice is read once."""
-    files: list[InputFile] = []
-    seen: set[str] = set()
-    for corpus, pattern in enumerate(patterns):
-        if os.path.isdir(pattern):
-            found = sorted(str(p) for p in Path(pattern).rglob("*") if p.is_file() and _is_supported(str(p)))
-        elif any(ch in pattern for ch in "*?["):
-            found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        elif os.path.lexists(pattern):
-            found = [pattern]
-        else:
-            raise InputError(f"--input {pattern}: no such file or directory")
-        if not found:
-            raise InputError(f"--input {pattern}: matches no {', '.join(SUPPORTED_SUFFIXES)} files")
-        for path in found:
-            if path not in seen:
-                seen.add(path)
-                files.append(InputFile(path, corpus))
-    return files
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotStrictJson(f"the number {text[:40]} is too large for a float")
+    return value
 
 
-def _open_lines(path: str) -> IO[bytes]:
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.endswith(".zst"):
-        import zstandard
+def _parse_constant(name: str) -> Any:
+    raise _NotStrictJson(f"{name} is not JSON")
 
-        raw = open(path, "rb")
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return open(path, "rb")
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads`` with the strict rules above; raises ValueError with a one-line reason."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as error:
+        # Some messages end in "at" ("Unterminated string starting at"); the column follows.
+        raise ValueError(f"malformed JSON: {error.msg.removesuffix(' at')} at column {error.colno}") from None
+    except _NotStrictJson as error:
+        raise ValueError(f"not strict JSON: {error}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply for the parser") from None
+
+
+def _has_lone_surrogate(decoded: str, record: Any) -> bool:
+    if "\\ud" not in decoded and "\\uD" not in decoded:
+        return False
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _json_line(raw: bytes, source: str, line: int) -> tuple[int, Any] | Rejection:
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Rejection(source, line, f"invalid UTF-8 at byte {error.start} of the line")
+    try:
+        record = decode_json(decoded)
+    except ValueError as error:
+        return Rejection(source, line, str(error))
+    if _has_lone_surrogate(decoded, record):  # no UTF-8 output can hold a lone surrogate
+        return Rejection(source, line, "invalid UTF-8: unpaired surrogate escape")
+    return line, record
+
+
+def _json_array(first_line: bytes, rest: Iterator[tuple[int, bytes]], source: str) -> Iterator[tuple[int, Any] | Rejection]:
+    text = b"\n".join([first_line, *(raw for _, raw in rest)])
+    parsed = _json_line(text, source, 1)
+    if isinstance(parsed, Rejection):
+        yield Rejection(source, 1, f"unreadable JSON array: {parsed.error}", stops_file=True)
+        return
+    for element, record in enumerate(parsed[1], start=1):
+        yield element, record
+
+
+def _jsonl_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
+    lines = numbered_lines(path)
+    try:
+        for number, raw in lines:
+            if not raw.strip():
+                continue
+            if number == 1 and path.lower().endswith(".json") and raw.lstrip().startswith(b"["):
+                yield from _json_array(raw, lines, path)
+                return
+            yield _json_line(raw, path, number)
+    except UnreadableData as error:
+        yield Rejection(path, error.line, f"unreadable: {error.message}", byte=error.byte, stops_file=True)
+    except OSError as error:
+        yield Rejection(path, 1, f"unreadable: {error.strerror or error}", byte=0, stops_file=True)
+
+
+def _parquet_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
+    row = 0
+    try:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for record in batch.to_pylist():
+                row += 1
+                yield row, record
+    except Exception as error:  # pyarrow raises several unrelated types for unreadable files
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        yield Rejection(path, row + 1, f"unreadable Parquet: {message}", stops_file=True)
+
+
+def iter_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
+    """(position, decoded record) for every record of one file, or a Rejection in its place."""
+    return _parquet_records(path) if is_parquet(path) else _jsonl_records(path)
 
 
 @dataclass(frozen=True)
@@ -81,66 +150,26 @@ class RecordParser:
 
     def parse(self, record: Any, source: str, line: int) -> Document | Rejection:
         if not isinstance(record, dict):
-            return Rejection(source, line, f"record is a JSON {type(record).__name__}, not an object")
+            return Rejection(source, line, f"record is {json_type(record)}, not an object")
         if self.text_field not in record:
             return Rejection(source, line, f"missing text field {self.text_field!r}")
         text = record[self.text_field]
         if not isinstance(text, str):
-            return Rejection(source, line, f"text field {self.text_field!r} is {type(text).__name__}, not a string")
+            return Rejection(source, line, f"text field {self.text_field!r} is {json_type(text)}, not a string")
         raw_id = record.get(self.id_field)
         doc_id = f"{source}:{line}" if raw_id is None else str(raw_id)
         fields = {k: v for k, v in record.items() if k not in (self.text_field, self.id_field)}
         return Document(id=doc_id, text=text, fields=fields, source=source, line=line)
 
-    def parse_json_line(self, raw: bytes, source: str, line: int) -> Document | Rejection:
-        try:
-            decoded = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return Rejection(source, line, f"invalid UTF-8 at byte {exc.start}")
-        try:
-            record = json.loads(decoded)
-        except json.JSONDecodeError as exc:
-            return Rejection(source, line, f"malformed JSON: {exc.msg} at column {exc.colno}")
-        if "\\ud" in decoded or "\\uD" in decoded:
-            # A JSON escape can encode a lone surrogate, which no UTF-8 output can hold.
-            try:
-                json.dumps(record, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError:
-                return Rejection(source, line, "invalid UTF-8: unpaired surrogate escape")
-        return self.parse(record, source, line)
-
-
-def _read_jsonl(path: str, parser: RecordParser) -> Iterator[Document | Rejection]:
-    line = 0
-    try:
-        with _open_lines(path) as handle:
-            for line, raw in enumerate(handle, start=1):
-                if raw.strip():
-                    yield parser.parse_json_line(raw, path, line)
-    except (OSError, EOFError, ValueError) as exc:  # unreadable, truncated or corrupt compressed data
-        yield Rejection(path, line + 1, f"unreadable file: {type(exc).__name__}: {exc}")
-
-
-def _read_parquet(path: str, parser: RecordParser) -> Iterator[Document | Rejection]:
-    row = 0
-    try:
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            for record in batch.to_pylist():
-                row += 1
-                yield parser.parse(record, path, row)
-    except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
-        yield Rejection(path, row + 1, f"unreadable file: {type(exc).__name__}: {exc}")
-
 
 def read_documents(path: str, parser: RecordParser) -> Iterator[Document | Rejection]:
     """Documents and rejections of one file in order; documents whose id repeats an earlier one
     of the same file get ``duplicate_of`` set to the first one's line."""
-    reader = _read_parquet if path.endswith(".parquet") else _read_jsonl
     first_line_of_id: dict[str, int] = {}
     uncounted = 0
-    for item in reader(path, parser):
+    for item in iter_records(path):
+        if not isinstance(item, Rejection):
+            item = parser.parse(item[1], path, item[0])
         if isinstance(item, Document):
             first = first_line_of_id.setdefault(item.id, item.line)
             if first != item.line:

@@ -1,19 +1,23 @@
 """Shards, completion markers, and running a per-shard task over a process pool.
 
-A shard is one input file. A task runs on one shard inside a worker process and returns a small
-JSON-serializable result; the worker then writes a completion marker holding that result and the
-file's fingerprint (path, size, mtime). A rerun skips every shard whose marker matches, so a crashed
-or killed run resumes where it stopped and ends with the same outputs as an uninterrupted one.
+A shard is one input file. Its name (``<stem>-<8 hex digits of a hash of its absolute path>``)
+names every file the stages write for it, so it stays the same when other files are added to or
+removed from an input directory. A task runs on one shard inside a worker process and returns a
+small JSON-serializable result; the worker then writes a completion marker holding that result,
+the file's fingerprint (path, size, mtime) and what else the result depended on (``depends``:
+decisions made over the whole corpus). A rerun skips exactly the shards whose marker matches, so a
+killed run resumes where it stopped and a changed input redoes only what it changed.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import multiprocessing
 import os
 import re
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,15 +25,16 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from tools.stage import progress as progress_counter
-from tools.stage.reader import SUPPORTED_SUFFIXES, InputError, RecordParser, expand_inputs
+from tools.stage.errors import StopSignal
+from tools.stage.inputs import normalized
+from tools.stage.reader import RecordParser
+from tools.stage.signals import prepare_worker
+from tools.stage.streams import READ_SUFFIXES
 from tools.stage.writer import write_json_atomic
 
-
 PROGRESS_INTERVAL_S = 0.5
-
-
-class RunConflict(InputError):
-    """The output directory holds a run with other parameters; resuming it would mix results."""
+_IDENTITY_SUFFIX = re.compile(r"-[0-9a-f]{8}$")  # the hash an earlier stage appended to a name
+_STEM_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -43,82 +48,95 @@ class StageConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(normalized(str(i)) for i in self.inputs))
+        object.__setattr__(self, "output", Path(self.output))
+
     @property
     def parser(self) -> RecordParser:
         return RecordParser(self.text_field, self.id_field)
 
     def resume_key(self) -> dict[str, Any]:
-        """What must match for a rerun to reuse finished shards (workers and progress may change)."""
-        return {"inputs": list(self.inputs), "text_field": self.text_field, "id_field": self.id_field}
+        """What must match for a rerun to reuse finished shards. The inputs are not part of it:
+        shards are matched one by one, so added, removed or changed files are redone."""
+        return {"text_field": self.text_field, "id_field": self.id_field}
+
+
+def shard_name(path: str) -> str:
+    base = os.path.basename(path)
+    lowered = base.lower()
+    suffix = next((s for s in sorted(READ_SUFFIXES, key=len, reverse=True) if lowered.endswith(s)), "")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", base[:len(base) - len(suffix)])
+    stem = _IDENTITY_SUFFIX.sub("", stem)[:_STEM_CHARS] or "shard"
+    digest = hashlib.blake2b(os.path.abspath(path).encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+    return f"{stem}-{digest}"
 
 
 @dataclass(frozen=True)
 class Shard:
-    index: int
+    index: int  # position in the input order (the keep order of dedup)
     path: str
-    corpus: int
+    corpus: int  # index of the --input argument that listed it
 
     @property
     def name(self) -> str:
-        base = os.path.basename(self.path)
-        for suffix in SUPPORTED_SUFFIXES:
-            base = base.removesuffix(suffix)
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
-        return f"{self.index:05d}-{stem}"
+        return shard_name(self.path)
 
     def fingerprint(self) -> dict[str, Any]:
-        try:
-            stat = os.stat(self.path)
-        except OSError as exc:
-            return {"path": self.path, "error": str(exc)}
-        return {"path": self.path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return file_fingerprint(self.path)
 
 
-def list_shards(config: StageConfig) -> list[Shard]:
-    return [Shard(i, f.path, f.corpus) for i, f in enumerate(expand_inputs(config.inputs))]
+def file_fingerprint(path: str) -> dict[str, Any]:
+    """What changes when a file is rewritten: its size and modification time."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        return {"path": path, "error": str(exc)}
+    return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def claim_output(output: Path, stage: str, params: dict[str, Any]) -> None:
-    """Record the run's parameters in ``output/.run.json``, or check them against a previous run."""
-    record = json.loads(json.dumps({"stage": stage, "params": params}, default=str))
-    path = Path(output) / ".run.json"
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != record:
-            changed = sorted(k for k in set(previous.get("params", {})) | set(record["params"])
-                             if previous.get("params", {}).get(k) != record["params"].get(k))
-            raise RunConflict(f"--output {output} holds a {previous.get('stage')} run with other parameters "
-                              f"({', '.join(changed) or 'stage'}); use a fresh --output directory")
-        return
-    write_json_atomic(path, record)
+def digest(value: Any) -> str:
+    """A short stable digest of a JSON-serializable value (for ``Markers.depends``)."""
+    return hashlib.blake2b(json.dumps(value, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
 class Markers:
-    """Completion markers of one phase: ``root/<phase>/<shard name>.json``."""
+    """Completion markers of one phase: ``root/<phase>/<shard name>.json``. ``depends`` maps a
+    shard name to a digest of what else its result depends on; a marker counts only when that
+    matches too."""
 
     root: Path
     phase: str
+    depends: dict[str, str] = field(default_factory=dict)
 
     def _path(self, shard: Shard) -> Path:
         return Path(self.root) / self.phase / f"{shard.name}.json"
 
     def result(self, shard: Shard) -> dict[str, Any] | None:
         path = self._path(shard)
-        if not path.exists():
+        try:
+            marker = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return None
-        marker = json.loads(path.read_text(encoding="utf-8"))
-        return marker["result"] if marker.get("fingerprint") == shard.fingerprint() else None
+        if marker.get("fingerprint") != shard.fingerprint() or marker.get("depends") != self.depends.get(shard.name, ""):
+            return None
+        return marker["result"]
 
     def mark(self, shard: Shard, result: dict[str, Any]) -> None:
         write_json_atomic(self._path(shard), {"shard": asdict(shard), "fingerprint": shard.fingerprint(),
-                                              "result": result})
+                                              "depends": self.depends.get(shard.name, ""), "result": result})
 
 
 def _run_and_mark(task: Callable[[Shard], dict], markers: Markers, shard: Shard) -> tuple[Shard, dict]:
     result = task(shard)
     markers.mark(shard, result)
     return shard, result
+
+
+def _start_worker(counter: Any, parent_pid: int) -> None:
+    prepare_worker(parent_pid)
+    progress_counter.install(counter)
 
 
 @dataclass
@@ -129,7 +147,8 @@ class PhaseResult:
 
 def run_shards(task: Callable[[Shard], dict], shards: list[Shard], markers: Markers, workers: int,
                desc: str, progress: bool = True) -> PhaseResult:
-    """Run ``task`` (picklable) on every shard without a matching marker, ``workers`` at a time."""
+    """Run ``task`` (picklable) on every shard without a matching marker, ``workers`` at a time.
+    A ``StopSignal`` stops the workers and leaves with ``finished`` / ``total`` set on it."""
     results: dict[int, dict[str, Any]] = {}
     todo = []
     for shard in shards:
@@ -142,26 +161,43 @@ def run_shards(task: Callable[[Shard], dict], shards: list[Shard], markers: Mark
     if skipped:
         print(f"{desc}: {skipped} of {len(shards)} shards finished earlier, skipped", file=sys.stderr)
     bar = tqdm(total=len(todo), desc=desc, unit="shard", disable=not progress or not todo, file=sys.stderr)
-    with bar:
-        def finish(shard: Shard, result: dict) -> None:
-            results[shard.index] = result
-            bar.update(1)
 
-        if workers <= 1 or len(todo) <= 1:
-            for shard in todo:
-                finish(*_run_and_mark(task, markers, shard))
-                bar.set_postfix(docs=sum(int(r.get("in", r.get("documents", 0))) for r in results.values()))
-        else:
-            # fork: stages defined anywhere (a test, a notebook) reach the workers without being
-            # importable; the parent holds no locks that the workers use.
-            context = multiprocessing.get_context("fork")
-            read = context.Value("q", 0)
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                                     initializer=progress_counter.install, initargs=(read,)) as pool:
-                pending = {pool.submit(_run_and_mark, task, markers, shard) for shard in todo}
-                while pending:
-                    finished, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        finish(*future.result())
-                    bar.set_postfix(docs_read=read.value)
+    def finish(shard: Shard, result: dict) -> None:
+        results[shard.index] = result
+        bar.update(1)
+
+    try:
+        with bar:
+            if workers <= 1 or len(todo) <= 1:
+                for shard in todo:
+                    finish(*_run_and_mark(task, markers, shard))
+                    bar.set_postfix(docs=sum(int(r.get("in", r.get("documents", 0))) for r in results.values()))
+            else:
+                _run_in_pool(functools.partial(_run_and_mark, task, markers), todo, workers, bar, finish)
+    except StopSignal as stop:
+        stop.finished, stop.total = len(results), len(shards)
+        raise
     return PhaseResult(results, skipped)
+
+
+def _run_in_pool(run_one: Callable, todo: list[Shard], workers: int, bar: tqdm, finish: Callable) -> None:
+    # fork: stages defined anywhere (a test, a notebook) reach the workers without being
+    # importable; the parent holds no locks that the workers use.
+    context = multiprocessing.get_context("fork")
+    read = context.Value("q", 0)
+    pool = context.Pool(min(workers, len(todo)), initializer=_start_worker, initargs=(read, os.getpid()))
+    try:
+        outcomes = pool.imap_unordered(run_one, todo)
+        while True:
+            try:
+                finish(*outcomes.next(timeout=PROGRESS_INTERVAL_S))
+            except multiprocessing.TimeoutError:
+                bar.set_postfix(docs_read=read.value)
+            except StopIteration:
+                break
+        pool.close()
+    except BaseException:
+        pool.terminate()  # SIGTERM to every worker; their writers delete their temporary files
+        raise
+    finally:
+        pool.join()

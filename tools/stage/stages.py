@@ -8,7 +8,6 @@ or many), decides once over all indexes, then every shard is filtered by those d
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -18,11 +17,12 @@ from typing import Any, Iterator, Protocol
 from tools.stage.document import Document, Removal
 from tools.stage.filter import Decider, FilterTask
 from tools.stage.manifest import format_summary, total_counts, write_manifest
-from tools.stage.reader import InputError, read_documents
-from tools.stage.runner import Markers, Shard, StageConfig, claim_output, list_shards, run_shards
+from tools.stage.errors import InputError
+from tools.stage.reader import read_documents
+from tools.stage.runner import Markers, Shard, StageConfig, digest, run_shards
+from tools.stage.startup import MARKERS_DIR, RunPlan, prepare_run
 from tools.stage.writer import write_json_atomic
 
-MARKERS_DIR = ".markers"
 WORK_DIR = ".work"
 
 
@@ -60,14 +60,14 @@ class RunSummary:
     text: str
 
 
-def _finish(stage, config: StageConfig, shards: list[Shard], counts: list[dict], skipped: int,
+def _finish(stage, config: StageConfig, plan: RunPlan, counts: list[dict], skipped: int,
             started: float, extra: dict[str, Any] | None = None) -> RunSummary:
     totals = total_counts(counts)
     wall = time.perf_counter() - started
     params = {**stage.params(), **config.resume_key()}
-    manifest = write_manifest(config.output, stage.name, params, [s.path for s in shards], totals, wall,
-                              stage.libraries, extra)
-    text = format_summary(stage.name, totals, wall, skipped, len(shards))
+    manifest = write_manifest(config.output, stage.name, params, [s.path for s in plan.shards], totals, wall,
+                              stage.libraries, {**(extra or {}), "skipped_files": plan.skipped_files})
+    text = format_summary(stage.name, totals, wall, skipped, len(plan.shards))
     print(text)
     return RunSummary(manifest, text)
 
@@ -84,14 +84,16 @@ class _DocumentDecider:
         return self.stage.process
 
 
-def run_document_stage(stage: DocumentStage, config: StageConfig) -> RunSummary:
+def run_document_stage(stage: DocumentStage, config: StageConfig, plan: RunPlan | None = None,
+                       depends: dict[str, str] | None = None) -> RunSummary:
+    """``plan``: the start-up already done by a caller; ``depends``: per shard name, a digest of
+    what else its result depends on (see ``Markers``)."""
     started = time.perf_counter()
-    shards = list_shards(config)
-    claim_output(config.output, stage.name, {**stage.params(), **config.resume_key()})
-    markers = Markers(Path(config.output) / MARKERS_DIR, "write")
-    phase = run_shards(FilterTask(_DocumentDecider(stage), config), shards, markers, config.workers,
+    plan = plan or prepare_run(config, stage.name, stage.params())
+    markers = Markers(Path(config.output) / MARKERS_DIR, "write", depends or {})
+    phase = run_shards(FilterTask(_DocumentDecider(stage), config), plan.shards, markers, config.workers,
                        stage.name, config.progress)
-    return _finish(stage, config, shards, [phase.results[s.index] for s in shards], phase.skipped, started)
+    return _finish(stage, config, plan, [phase.results[s.index] for s in plan.shards], phase.skipped, started)
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,8 @@ def run_corpus_stage(stage: CorpusStage, config: StageConfig, phase: str = "all"
     """``phase``: ``index`` (only this selection's index shards, then stop), ``merge`` (decide and
     write; every shard must be indexed), or ``all`` (index what is missing, then merge)."""
     started = time.perf_counter()
-    shards = list_shards(config)
-    claim_output(config.output, stage.name, {**stage.params(), **config.resume_key()})
+    plan = prepare_run(config, stage.name, stage.params(), temporaries=phase != "index")
+    shards = plan.shards
     out = Path(config.output)
     work_dir = out / WORK_DIR
     index_markers = Markers(out / MARKERS_DIR, "index")
@@ -154,24 +156,25 @@ def run_corpus_stage(stage: CorpusStage, config: StageConfig, phase: str = "all"
     if missing:
         raise InputError(f"{len(missing)} of {len(shards)} shards are not indexed yet (first: {missing[0]}); "
                          "run --phase index for them first")
-    write_markers = Markers(out / MARKERS_DIR, "write")
     decided_path = work_dir / "decided.json"
     fingerprints = [s.fingerprint() for s in shards]
     decided = json.loads(decided_path.read_text(encoding="utf-8")) if decided_path.exists() else {}
-    if decided.get("fingerprints") == fingerprints:
-        extra = decided["extra"]
-    else:
+    if decided.get("fingerprints") != fingerprints or "depends" not in decided:
+        # Any change to any shard may change the decisions about every other shard.
         removals, extra = stage.decide(shards, work_dir, config)
-        # Shards written under earlier decisions (inputs changed since) must be written again.
-        shutil.rmtree(Path(write_markers.root) / write_markers.phase, ignore_errors=True)
-        for shard in shards:
-            write_json_atomic(work_dir / "removals" / f"{shard.name}.json",
-                              {str(line): {"reason": r.reason, "details": r.details}
-                               for line, r in sorted(removals.get(shard.index, {}).items())})
-        write_json_atomic(decided_path, {"fingerprints": fingerprints, "extra": extra})
+        shard_removals = {shard.name: {str(line): {"reason": r.reason, "details": r.details}
+                                       for line, r in sorted(removals.get(shard.index, {}).items())}
+                          for shard in shards}
+        for name, value in shard_removals.items():
+            write_json_atomic(work_dir / "removals" / f"{name}.json", value)
+        decided = {"fingerprints": fingerprints, "extra": extra,
+                   "depends": {name: digest(value) for name, value in shard_removals.items()}}
+        write_json_atomic(decided_path, decided)
+    # A shard is written again exactly when the decisions about its documents changed.
+    write_markers = Markers(out / MARKERS_DIR, "write", decided["depends"])
     written = run_shards(FilterTask(_CorpusDecider(stage, work_dir), config), shards, write_markers,
                          config.workers, f"{stage.name} write", config.progress)
     if written.skipped:
         print(f"{stage.name}: resumed; {written.skipped} shards were written earlier", file=sys.stderr)
-    return _finish(stage, config, shards, [written.results[s.index] for s in shards], written.skipped,
-                   started, extra)
+    return _finish(stage, config, plan, [written.results[s.index] for s in shards], written.skipped,
+                   started, decided["extra"])

@@ -15,9 +15,18 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+class UnwritableRecord(ValueError):
+    """A record that strict JSON cannot hold (a NaN or infinite float from Parquet, nesting
+    deeper than the encoder allows)."""
+
+
 def to_json_line(record: dict[str, Any]) -> str:
-    # default=str keeps Parquet values (timestamps, decimals) writable instead of failing the shard.
-    return json.dumps(record, ensure_ascii=False, default=str) + "\n"
+    # default=str keeps Parquet values (timestamps, decimals) writable instead of failing the shard;
+    # allow_nan=False: NaN and Infinity are not JSON, and a reader of the output would choke on them.
+    try:
+        return json.dumps(record, ensure_ascii=False, default=str, allow_nan=False) + "\n"
+    except (ValueError, RecursionError) as error:
+        raise UnwritableRecord(f"not writable as JSON: {str(error).splitlines()[0]}") from None
 
 
 class AtomicJsonlWriter:
@@ -31,6 +40,7 @@ class AtomicJsonlWriter:
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
+        """Raises UnwritableRecord (and writes nothing) for a record JSON cannot hold."""
         self._handle.write(to_json_line(record))
         self.count += 1
 

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.stage.errors import InputError
 from tools.stage.manifest import format_summary, total_counts, write_manifest
-from tools.stage.reader import InputError
-from tools.stage.runner import Markers, StageConfig, claim_output, list_shards, run_shards
-from tools.stage.stages import MARKERS_DIR
+from tools.stage.runner import Markers, StageConfig, run_shards
+from tools.stage.startup import MARKERS_DIR, prepare_run
 from tools.tokenize.indexed import merge_datasets, token_dtype
 from tools.tokenize.shard import TokenizerSpec, TokenizeTask, shard_prefix
 from tools.tokenizer import ENDOFTEXT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_stage_arguments(parser)
+    add_stage_arguments(parser, outputs="NAME.bin/.idx (see --dataset-name), removed/, rejected/, manifest.json")
     group = parser.add_argument_group("tokenization")
     group.add_argument("--dataset-name", default="text_document",
                        help="the dataset is written to OUTPUT/NAME.bin and OUTPUT/NAME.idx; OUTPUT/NAME is the "
@@ -42,36 +42,58 @@ def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -
     started = time.perf_counter()
     if "/" in dataset_name or not dataset_name:
         raise InputError(f"--dataset-name must be a plain file name, got {dataset_name!r}")
-    try:
-        loaded = tokenizer.load()
-    except (OSError, ValueError) as error:
-        raise InputError(str(error)) from None
-    params = {"dataset_name": dataset_name, **vars(tokenizer), **config.resume_key()}
-    claim_output(config.output, "tokenize", params)
-    shards = list_shards(config)
+    loaded = tokenizer.check()
+    params = {"dataset_name": dataset_name, **vars(tokenizer)}
+    plan = prepare_run(config, "tokenize", params)
+    shards = plan.shards
     phase = run_shards(TokenizeTask(tokenizer, config), shards, Markers(Path(config.output) / MARKERS_DIR, "write"),
                        config.workers, "tokenize", config.progress)
     results = [phase.results[shard.index] for shard in shards]
     counts = total_counts(results)
-    prefix = str(Path(config.output) / dataset_name)
-    dtype = token_dtype(loaded.vocab_size)
-    summary = merge_datasets([shard_prefix(config.output, shard) for shard in shards], prefix, dtype, loaded.eod)
-    tokens = sum(result["tokens"] for result in results)
-    if (summary.num_documents, summary.num_tokens) != (counts["kept"], tokens):
-        raise RuntimeError(f"{prefix}: merged {summary.num_documents} documents / {summary.num_tokens} tokens, "
-                           f"shards counted {counts['kept']} / {tokens}")
-    dataset = {"prefix": prefix, "documents": summary.num_documents, "tokens": summary.num_tokens,
-               "dtype": summary.dtype, "text_bytes": sum(result["text_bytes"] for result in results),
-               "tokenizer": str(loaded.vocab_file), "vocab_size": loaded.vocab_size, "eod": loaded.eod}
+    prefix = Path(config.output) / dataset_name
+    for suffix in (".bin", ".idx"):  # an earlier run's dataset must not outlive a run without one
+        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
+    dataset = {"prefix": None, "documents": 0, "tokens": 0, "dtype": None, "text_bytes": 0}
+    if counts["kept"]:
+        dataset = _merge(config, shards, results, str(prefix), loaded)
     wall = time.perf_counter() - started
-    manifest = write_manifest(config.output, "tokenize", params, [shard.path for shard in shards], counts, wall,
-                              ("tiktoken", "megatron-core", "tokenizers"), {"dataset": dataset})
+    manifest = write_manifest(config.output, "tokenize", {**params, **config.resume_key()},
+                              [shard.path for shard in shards], counts, wall,
+                              ("tiktoken", "megatron-core", "tokenizers"),
+                              {"dataset": dataset, "skipped_files": plan.skipped_files})
     print(format_summary("tokenize", counts, wall, phase.skipped, len(shards)))
-    print(f"  dataset {prefix}: {summary.num_documents:,} documents, {summary.num_tokens:,} tokens ({summary.dtype})")
+    if dataset["prefix"]:
+        print(f"  dataset {prefix}: {dataset['documents']:,} documents, {dataset['tokens']:,} tokens "
+              f"({dataset['dtype']})")
     return manifest
+
+
+def _merge(config: StageConfig, shards, results: list[dict[str, Any]], prefix: str, loaded) -> dict[str, Any]:
+    """Merge the shards that hold documents, in input order, and check the merged counts."""
+    holding = [shard for shard, result in zip(shards, results) if result["kept"]]
+    summary = merge_datasets([shard_prefix(config.output, shard) for shard in holding], prefix,
+                             token_dtype(loaded.vocab_size), loaded.eod)
+    documents, tokens = sum(r["kept"] for r in results), sum(r["tokens"] for r in results)
+    if (summary.num_documents, summary.num_tokens) != (documents, tokens):
+        raise RuntimeError(f"{prefix}: merged {summary.num_documents} documents / {summary.num_tokens} tokens, "
+                           f"shards counted {documents} / {tokens}")
+    return {"prefix": prefix, "documents": summary.num_documents, "tokens": summary.num_tokens,
+            "dtype": summary.dtype, "text_bytes": sum(result["text_bytes"] for result in results),
+            "tokenizer": str(loaded.vocab_file), "vocab_size": loaded.vocab_size, "eod": loaded.eod}
+
+
+def no_documents_error(manifest: dict[str, Any]) -> InputError:
+    counts = manifest["counts"]
+    return InputError(f"no documents to tokenize: of {counts['in']:,} records, {counts['removed']:,} were removed "
+                      f"and {counts['rejected']:,} rejected (see removed/ and rejected/); no dataset written")
 
 
 def run(args: argparse.Namespace) -> int:
     spec = TokenizerSpec(args.tokenizer_file, args.tokenizer_json, args.eod_token)
-    return run_reporting_errors("qwen-data tokenize",
-                                lambda: tokenize(stage_config(args), spec, args.dataset_name))
+
+    def body() -> None:
+        manifest = tokenize(stage_config(args), spec, args.dataset_name)
+        if manifest["dataset"]["prefix"] is None:
+            raise no_documents_error(manifest)
+
+    return run_reporting_errors("qwen-data tokenize", body)

@@ -7,16 +7,19 @@ mismatched ``.idx`` ends in one line on stderr naming the file, and exit status 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
 
+from tools.stage.errors import InputError
 from tools.tokenize.indexed import DatasetFileError, IndexedDataset, verify_indexed_dataset
-from tools.tokenizer import ENDOFTEXT, load_tokenizer
+from tools.tokenize.shard import TokenizerSpec
+from tools.tokenizer import ENDOFTEXT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prefix", help="dataset prefix: PREFIX.bin and PREFIX.idx")
+    parser.add_argument("prefix", help="dataset prefix: PREFIX.bin and PREFIX.idx (naming either file works too)")
     parser.add_argument("--samples", type=int, default=2, help="documents to decode (default 2)")
     parser.add_argument("--seed", type=int, default=None,
                         help="pick the sample documents at random with this seed (default: the first ones)")
@@ -34,7 +37,16 @@ def sample_documents(num_documents: int, samples: int, seed: int | None) -> list
     return sorted(np.random.default_rng(seed).choice(num_documents, size=count, replace=False).tolist())
 
 
+def dataset_prefix(argument: str) -> str:
+    """The prefix, also when the .bin or .idx file itself was named."""
+    for suffix in (".bin", ".idx"):
+        if argument.endswith(suffix) and not os.path.exists(argument + ".idx"):
+            return argument.removesuffix(suffix)
+    return argument
+
+
 def run(args: argparse.Namespace) -> int:
+    args.prefix = dataset_prefix(args.prefix)
     try:
         summary = verify_indexed_dataset(args.prefix)
     except DatasetFileError as error:
@@ -47,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"dtype:     {summary.dtype}")
     if args.samples <= 0 or summary.num_documents == 0:
         return 0
+    try:
+        tokenizer = TokenizerSpec(args.tokenizer_file, args.tokenizer_json, args.eod_token).check()
+    except InputError as error:
+        print(f"qwen-data inspect: error: {error}", file=sys.stderr)
+        return 2
     dataset = IndexedDataset(args.prefix)
-    tokenizer = load_tokenizer(args.tokenizer_file, args.tokenizer_json, args.eod_token)
     for document in sample_documents(summary.num_documents, args.samples, args.seed):
         first, last = dataset.document_indices[document], dataset.document_indices[document + 1]
         ids = np.concatenate([dataset[i] for i in range(first, last)]) if last > first else np.array([], np.int64)

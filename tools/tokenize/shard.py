@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.stage.document import Document, Rejection, Removal
-from tools.stage.filter import duplicate_id_removal, rejected_record, removed_record
+from tools.stage.errors import InputError
+from tools.stage.filter import duplicate_id_removal, rejected_record, removed_record, shard_counts
 from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
 from tools.stage.writer import AtomicJsonlWriter
@@ -34,6 +35,16 @@ class TokenizerSpec:
 
     def load(self):
         return load_tokenizer(self.tokenizer_file, self.tokenizer_json, self.eod_token)
+
+    def check(self):
+        """Load in the parent before any work: a bad tokenizer is one line naming the flag."""
+        for flag, path in (("--tokenizer-file", self.tokenizer_file), ("--tokenizer-json", self.tokenizer_json)):
+            if path is not None and not Path(path).is_file():
+                raise InputError(f"{flag} {path}: no such file")
+        try:
+            return self.load()
+        except (OSError, ValueError) as error:
+            raise InputError(str(error)) from None
 
 
 def shard_prefix(output: Path, shard: Shard) -> str:
@@ -56,6 +67,7 @@ class TokenizeTask:
         reasons: Counter[str] = Counter()
         batch: list[str] = []
         batch_bytes = text_bytes = 0
+        unreadable = False
 
         def flush() -> None:
             nonlocal batch_bytes
@@ -67,6 +79,7 @@ class TokenizeTask:
             for item in read_documents(shard.path, self.config.parser):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
+                    unreadable |= item.stops_file
                     continue
                 removal = duplicate_id_removal(item) if item.duplicate_of is not None else empty_text(item)
                 if removal is not None:
@@ -81,7 +94,12 @@ class TokenizeTask:
                     flush()
             if batch:
                 flush()
-            summary = dataset.finish()
+            if dataset.num_documents:
+                summary = dataset.finish()
+                kept, tokens = summary.num_documents, summary.num_tokens
+            else:  # megatron-core cannot open an empty dataset; the merge leaves this shard out
+                dataset.abort()
+                kept = tokens = 0
         except BaseException:
             dataset.abort()
             removed.abort()
@@ -89,10 +107,8 @@ class TokenizeTask:
             raise
         removed.commit()
         rejected.commit()
-        kept = summary.num_documents
-        return {"in": kept + removed.count + rejected.count, "kept": kept, "removed": removed.count,
-                "rejected": rejected.count, "removed_by_reason": dict(reasons),
-                "tokens": summary.num_tokens, "text_bytes": text_bytes}
+        return {**shard_counts(kept, removed.count, rejected.count, reasons, unreadable),
+                "tokens": tokens, "text_bytes": text_bytes}
 
 
 def empty_text(doc: Document) -> Removal | None:
