@@ -158,6 +158,22 @@ def test_rerun_with_another_configuration_is_refused(uninterrupted, tmp_path, ca
     ({"decontaminate": {}, "tokenize": {}}, "stages.decontaminate.benchmarks"),
     ({"dedup": {}, "tokenize": {}}, "stages.dedup: unknown stage"),
     ({"clean": {}}, "includes tokenize"),
+    # the same ranges as the CLI flags (one declaration, tools/stage/settings.py)
+    ({"fuzzy_dedup": {"threshold": 0}, "tokenize": {}}, r"stages\.fuzzy_dedup\.threshold: must be in \(0, 1\], got 0"),
+    ({"fuzzy_dedup": {"threshold": 1.5}, "tokenize": {}}, r"stages\.fuzzy_dedup\.threshold: must be in \(0, 1\]"),
+    ({"fuzzy_dedup": {"num_perm": 1}, "tokenize": {}}, "stages.fuzzy_dedup.num_perm: must be >= 2, got 1"),
+    ({"fuzzy_dedup": {"word_ngram": 0}, "tokenize": {}}, "stages.fuzzy_dedup.word_ngram: must be >= 1, got 0"),
+    ({"decontaminate": {"benchmarks": ["humaneval"], "window": -5}, "tokenize": {}},
+     "stages.decontaminate.window: must be >= 0, got -5"),
+    ({"decontaminate": {"benchmarks": ["humaneval"], "n": 0}, "tokenize": {}}, "stages.decontaminate.n: must be >= 1"),
+    ({"decontaminate": {"benchmarks": ["humaneval"], "mode": "cut"}, "tokenize": {}},
+     "stages.decontaminate.mode: must be one of remove-spans, drop-document"),
+    ({"decontaminate": {"benchmarks": ["mmlu"]}, "tokenize": {}},
+     r"stages\.decontaminate\.benchmarks\[0\]: --benchmark mmlu: not a built-in benchmark"),
+    ({"clean": {"quality": {"max_short_lines": 2.0}}, "tokenize": {}},
+     r"stages\.clean\.quality\.max_short_lines: must be in \[0, 1\]"),
+    ({"clean": {"html": "sometimes"}, "tokenize": {}}, "stages.clean.html: must be one of auto, always, never"),
+    ({"tokenize": {"dataset_name": "a/b"}}, "stages.tokenize.dataset_name: must be a plain file name"),
 ])
 def test_bad_configuration_names_the_file_and_key(tmp_path, stages, message):
     path = tmp_path / "bad.yaml"
