@@ -1,5 +1,6 @@
 """``qwen-bench kernels``: fused RMSNorm, SwiGLU and RoPE against eager PyTorch, torch.compile
-and the alternatives installed (PyTorch's ``F.rms_norm``; on GPU Liger, apex, Transformer Engine).
+and the alternatives installed (PyTorch's ``F.rms_norm``; on GPU Liger, apex, Transformer Engine);
+``--ops lmhead`` adds the fused output layer + cross-entropy (kernels/bench_lmhead.py).
 
 Each op runs forward, and forward+backward, at Qwen-7B shapes by default (2048 tokens, hidden 4096,
 ffn 11008, 32 heads of 128). The implementations take turns on every repetition so that load from
@@ -44,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for every implementation (default: torch's default)")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for minutes)")
-    parser.add_argument("--ops", default="rmsnorm,swiglu,rotary", help="comma-separated subset")
+    parser.add_argument("--vocab", type=positive_int, default=151_936, help="output-layer rows for lmhead")
+    parser.add_argument("--ops", default="rmsnorm,swiglu,rotary",
+                        help="comma-separated subset of rmsnorm, swiglu, rotary, lmhead (lmhead at Qwen-7B "
+                             "shapes takes tens of minutes on a small CPU)")
     parser.add_argument("--model-preset", default="qwen-small",
                         help="preset for the training-step comparison of model.kernels fused vs torch ('none': skip)")
     parser.add_argument("--model-tokens", type=positive_int, default=512, help="tokens per training step (seq x batch 2)")
@@ -66,14 +70,18 @@ class OpCase:
     overwrite_input: tuple[str, ...] = ()
 
 
-OPS = ("rmsnorm", "swiglu", "rotary")
+OPS = ("rmsnorm", "swiglu", "rotary", "lmhead")
 
 
-def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[OpCase]:
+def wanted_ops(args: argparse.Namespace) -> list[str]:
     wanted = [name.strip() for name in args.ops.split(",")]
     unknown = set(wanted) - set(OPS)
     if unknown:
         raise SystemExit(f"qwen-bench kernels: unknown op(s) {', '.join(sorted(unknown))}; choose from {', '.join(OPS)}")
+    return wanted
+
+
+def op_cases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, wanted: list[str]) -> list[OpCase]:
     size = torch.tensor([], dtype=dtype).element_size()
     tokens, hidden, ffn = args.tokens, args.hidden, args.ffn
 
@@ -206,10 +214,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_medians(runs: dict[str, Timed], repeats: int, device: torch.device) -> dict[str, float]:
+def interleaved_medians(runs: dict[str, Timed], repeats: int, device: torch.device,
+                        warmup: int = 2) -> dict[str, float]:
     """Median seconds per call; every repetition calls each implementation once, in turn."""
     for setup, run in runs.values():  # warm-up: JIT/compile, allocator, caches
-        for _ in range(2):
+        for _ in range(warmup):
             setup()
             run()
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -243,11 +252,26 @@ def run(args: argparse.Namespace) -> int:
     dtype = DTYPES[args.dtype]
     if args.threads:
         torch.set_num_threads(args.threads)
-    cases = op_cases(args, device, dtype)
-    ceiling = copy_bandwidth(device, dtype, args.tokens * args.hidden, args.repeats)
+    wanted = wanted_ops(args)
+    others = [name for name in wanted if name != "lmhead"]
+    cases = op_cases(args, device, dtype, others) if others else []
     print(f"# qwen-bench kernels: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{describe_machine(device)}, torch {torch.__version__}, {args.dtype}, {args.tokens} tokens, "
           f"hidden {args.hidden}, ffn {args.ffn}, {args.heads}x{args.head_dim} heads, median of {args.repeats}")
+    if cases:
+        table_of_cases(args, cases, device, dtype)
+    if "lmhead" in wanted:
+        from kernels.bench_lmhead import lmhead_comparison
+
+        # One warm-up call each: at Qwen-7B shapes a CPU call takes minutes.
+        lmhead_comparison(args, device, dtype, lambda runs: interleaved_medians(runs, args.repeats, device, warmup=1))
+    if args.model_preset != "none":
+        model_step_comparison(args, device)
+    return 0
+
+
+def table_of_cases(args: argparse.Namespace, cases: list[OpCase], device: torch.device, dtype: torch.dtype) -> None:
+    ceiling = copy_bandwidth(device, dtype, args.tokens * args.hidden, args.repeats)
     print(f"copy bandwidth (dst.copy_(src), {args.tokens}x{args.hidden}): {ceiling / 1e9:.1f} GB/s\n")
     print("| op | pass | implementation | time (ms) | speedup vs eager | GB/s (minimum bytes) | of copy bandwidth |")
     print("|---|---|---|---|---|---|---|")
@@ -262,9 +286,6 @@ def run(args: argparse.Namespace) -> int:
                 rate = moved / seconds
                 print(f"| {case.name} | {label} | {name} | {seconds * 1e3:.2f} | {medians['eager'] / seconds:.2f}x | "
                       f"{rate / 1e9:.1f} | {rate / ceiling:.0%} |", flush=True)
-    if args.model_preset != "none":
-        model_step_comparison(args, device)
-    return 0
 
 
 def model_step_comparison(args: argparse.Namespace, device: torch.device) -> None:

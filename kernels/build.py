@@ -22,9 +22,9 @@ from pathlib import Path
 from types import ModuleType
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-CPU_SOURCES = ("bindings.cpp", "cpu/rmsnorm.cpp", "cpu/swiglu.cpp", "cpu/rotary.cpp")
+CPU_SOURCES = ("bindings.cpp", "cpu/rmsnorm.cpp", "cpu/swiglu.cpp", "cpu/rotary.cpp", "cpu/lmhead.cpp")
 # cuda/ops.cpp is the tensor side of the CUDA kernels, compiled by the host compiler.
-CUDA_SOURCES = ("cuda/ops.cpp", "cuda/rmsnorm.cu", "cuda/swiglu.cu", "cuda/rotary.cu")
+CUDA_SOURCES = ("cuda/ops.cpp", "cuda/rmsnorm.cu", "cuda/swiglu.cu", "cuda/rotary.cu", "cuda/lmhead.cu")
 WITH_CUDA_MACRO = "-DQWEN_KERNELS_WITH_CUDA"
 # -march=native only for the just-in-time build, which runs on the machine that uses it; the
 # ahead-of-time build goes into images that may run on other CPUs.

@@ -1,4 +1,4 @@
-"""The three ops in plain PyTorch: the float64 reference of the tests and the eager (and
+"""The fused ops in plain PyTorch: the float64 reference of the tests and the eager (and
 ``torch.compile``) baseline of the benchmarks. Same math as megatron-core's unfused path.
 """
 
@@ -38,3 +38,13 @@ def rotary_angles(seq: int, dim: int, base: float = 10000.0) -> torch.Tensor:
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
     angles = torch.outer(torch.arange(seq, dtype=torch.float32), inv_freq)
     return torch.cat((angles, angles), dim=-1)[:, None, None, :]
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                         vocab_size: int | None = None, ignore_index: int = -100) -> torch.Tensor:
+    """Per-token cross-entropy of the logits ``hidden @ weight.T``, materialized, in fp32 (fp64
+    for fp64 inputs); rows of ``weight`` from ``vocab_size`` on (padding) are left out."""
+    logits = F.linear(hidden, weight[:vocab_size] if vocab_size is not None else weight)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(logits.flatten(0, -2), labels.flatten(), reduction="none",
+                           ignore_index=ignore_index).view(labels.shape)

@@ -124,6 +124,64 @@ at::Tensor rotary_backward(const at::Tensor& dout, const at::Tensor& freqs) {
   return QWEN_DISPATCH(dout, rotary_backward, dout, freqs);
 }
 
+// hidden [tokens, hidden] and weight [rows, hidden] of one dtype, labels [tokens] int64 global ids
+// below vocab_size (the real vocabulary) or equal to ignore_index; this shard's rows are the ids
+// vocab_start .. vocab_start + rows, of which the first valid_rows are real tokens.
+void check_lmhead_inputs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
+                         int64_t vocab_start, int64_t valid_rows, int64_t vocab_size) {
+  check_input(hidden, "hidden");
+  check_input(weight, "weight");
+  check_same(weight, hidden, "weight", "hidden");
+  TORCH_CHECK(hidden.dim() == 2, "hidden must be [tokens, hidden], got shape ", hidden.sizes());
+  TORCH_CHECK(weight.dim() == 2 && weight.size(1) == hidden.size(1), "weight must be [rows, ", hidden.size(1),
+              "] (the hidden size of hidden), got ", weight.sizes());
+  TORCH_CHECK(labels.defined() && labels.scalar_type() == at::kLong, "labels must be int64, got ",
+              labels.defined() ? c10::toString(labels.scalar_type()) : "undefined");
+  TORCH_CHECK(labels.device() == hidden.device(), "labels is on ", labels.device(), " but hidden is on ",
+              hidden.device());
+  TORCH_CHECK(labels.is_contiguous(), "labels must be contiguous (call .contiguous() first)");
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == hidden.size(0), "labels must be [", hidden.size(0),
+              "] (one per row of hidden), got ", labels.sizes());
+  TORCH_CHECK(valid_rows >= 0 && valid_rows <= weight.size(0), "valid_rows must be in [0, ", weight.size(0),
+              "] (the rows of weight), got ", valid_rows);
+  TORCH_CHECK(vocab_start >= 0 && vocab_start + valid_rows <= vocab_size, "this shard's real rows [",
+              vocab_start, ", ", vocab_start + valid_rows, ") must lie in the vocabulary [0, ", vocab_size, ")");
+}
+
+void check_labels_in_vocab(const at::Tensor& labels, int64_t vocab_size, int64_t ignore_index) {
+  const at::Tensor outside = labels.ne(ignore_index).logical_and_(labels.lt(0).logical_or_(labels.ge(vocab_size)));
+  if (outside.any().item<bool>()) {  // one host sync on CUDA: a wrong label must not train silently
+    const int64_t first = outside.nonzero()[0][0].item<int64_t>();
+    TORCH_CHECK(false, "labels[", first, "] = ", labels[first].item<int64_t>(), " is outside the vocabulary [0, ",
+                vocab_size, ") and is not ignore_index (", ignore_index, ")");
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lmhead_forward(const at::Tensor& hidden, const at::Tensor& weight,
+                                                              const at::Tensor& labels, int64_t vocab_start,
+                                                              int64_t valid_rows, int64_t vocab_size,
+                                                              int64_t ignore_index) {
+  check_lmhead_inputs(hidden, weight, labels, vocab_start, valid_rows, vocab_size);
+  check_labels_in_vocab(labels, vocab_size, ignore_index);
+  return QWEN_DISPATCH(hidden, lmhead_forward, hidden, weight, labels, vocab_start, valid_rows);
+}
+
+std::tuple<at::Tensor, at::Tensor> lmhead_backward(const at::Tensor& grad_loss, const at::Tensor& hidden,
+                                                   const at::Tensor& weight, const at::Tensor& labels,
+                                                   const at::Tensor& lse, int64_t vocab_start, int64_t valid_rows,
+                                                   int64_t vocab_size) {
+  check_lmhead_inputs(hidden, weight, labels, vocab_start, valid_rows, vocab_size);
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{grad_loss, "grad_loss"}, {lse, "lse"}}) {
+    check_input(t, name);
+    TORCH_CHECK(t.device() == hidden.device(), name, " is on ", t.device(), " but hidden is on ", hidden.device());
+    TORCH_CHECK(t.scalar_type() == accumulate_dtype(hidden), name, " must have dtype ", accumulate_dtype(hidden),
+                ", got ", t.scalar_type());
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == hidden.size(0), name, " must be [", hidden.size(0), "], got ",
+                t.sizes());
+  }
+  return QWEN_DISPATCH(hidden, lmhead_backward, grad_loss, hidden, weight, labels, lse, vocab_start, valid_rows);
+}
+
 bool built_with_cuda() {
 #ifdef QWEN_KERNELS_WITH_CUDA
   return true;
@@ -140,7 +198,7 @@ namespace py = pybind11;
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace qk = qwen_kernels;
   using release_gil = py::call_guard<py::gil_scoped_release>;
-  m.doc() = "Fused Qwen kernels: RMSNorm, SwiGLU and rotary embedding (forward and backward)";
+  m.doc() = "Fused Qwen kernels: RMSNorm, SwiGLU, rotary embedding, output layer + cross-entropy (forward and backward)";
   m.def("rmsnorm_forward", &qk::rmsnorm_forward, "RMSNorm forward -> (y, rstd)", py::arg("x"),
         py::arg("weight"), py::arg("eps"), release_gil());
   m.def("rmsnorm_backward", &qk::rmsnorm_backward, "RMSNorm backward -> (dx, dweight)", py::arg("dy"),
@@ -153,5 +211,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("freqs"), release_gil());
   m.def("rotary_backward", &qk::rotary_backward, "transpose of rotary_forward", py::arg("dout"),
         py::arg("freqs"), release_gil());
+  m.def("lmhead_forward", &qk::lmhead_forward,
+        "output layer + cross-entropy over a vocabulary shard -> (max, sum exp(logit - max), label logit)",
+        py::arg("hidden"), py::arg("weight"), py::arg("labels"), py::arg("vocab_start"), py::arg("valid_rows"),
+        py::arg("vocab_size"), py::arg("ignore_index"), release_gil());
+  m.def("lmhead_backward", &qk::lmhead_backward, "(d hidden, d weight) of lmhead_forward's loss",
+        py::arg("grad_loss"), py::arg("hidden"), py::arg("weight"), py::arg("labels"), py::arg("lse"),
+        py::arg("vocab_start"), py::arg("valid_rows"), py::arg("vocab_size"), release_gil());
   m.def("built_with_cuda", &qk::built_with_cuda, "whether the CUDA kernels were compiled in");
 }

@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from megatron.core import parallel_state
-from megatron.core.models.gpt import GPTModel
 from megatron.core.transformer.transformer_block import get_num_layers_to_build
 from megatron.core.transformer.transformer_config import TransformerConfig
 
+from kernels.selection import use_fused_kernels
 from pretrain.config import ModelConfig, ParallelConfig
+from pretrain.model.gpt import QwenGPTModel
 from pretrain.model.layer_spec import qwen_block_spec
 from pretrain.model.vocab import padded_vocab_size
 
@@ -52,12 +53,15 @@ def transformer_config(model: ModelConfig, parallel: ParallelConfig, precision: 
     )
 
 
-def build_model(model: ModelConfig, parallel: ParallelConfig, precision: str = "fp32") -> GPTModel:
-    """This rank's part of the model (its pipeline stage, its tensor-parallel shard)."""
+def build_model(model: ModelConfig, parallel: ParallelConfig, precision: str = "fp32") -> QwenGPTModel:
+    """This rank's part of the model (its pipeline stage, its tensor-parallel shard); with fused
+    kernels its output layer and loss are one fused op (pretrain/model/gpt.py)."""
     config = transformer_config(model, parallel, precision)
     pp_rank = parallel_state.get_pipeline_model_parallel_rank()
     stage_layers = get_num_layers_to_build(config, pp_rank=pp_rank)
-    return GPTModel(
+    return QwenGPTModel(
+        real_vocab_size=model.vocab_size,
+        fused_loss=use_fused_kernels(model.kernels),
         config=config,
         transformer_layer_spec=qwen_block_spec(stage_layers, model.attention_backend, model.kernels),
         vocab_size=padded_vocab_size(model, parallel.tp),

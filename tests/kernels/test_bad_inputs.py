@@ -111,3 +111,53 @@ def test_autograd_functions_surface_the_same_errors():
         fused_swiglu(torch.randn(2, 5))
     with pytest.raises(RuntimeError, match="head_dim must be even"):
         fused_rotary(torch.randn(2, 1, 1, 3), torch.randn(2, 1, 1, 3))
+
+
+def lmhead_inputs():
+    return torch.randn(4, 8), torch.randn(10, 8), torch.tensor([0, 9, 3, -100])
+
+
+LMHEAD_CASES = {
+    "non-contiguous hidden": (lambda h, w, y: (torch.randn(8, 4).t(), w, y), "hidden must be contiguous"),
+    "non-contiguous weight": (lambda h, w, y: (h, torch.randn(8, 10).t(), y), "weight must be contiguous"),
+    "non-contiguous labels": (lambda h, w, y: (h, w, torch.arange(8)[::2]), "labels must be contiguous"),
+    "integer hidden": (lambda h, w, y: (h.long(), w.long(), y), "must be float32, float64, bfloat16 or float16"),
+    "weight dtype differs": (lambda h, w, y: (h, w.bfloat16(), y), "has dtype"),
+    "int32 labels": (lambda h, w, y: (h, w, y.int()), "labels must be int64"),
+    "hidden size differs": (lambda h, w, y: (h, torch.randn(10, 7), y), r"weight must be \[rows, 8\]"),
+    "labels count differs": (lambda h, w, y: (h, w, y[:3]), r"labels must be \[4\]"),
+    "hidden not 2-D": (lambda h, w, y: (h.view(2, 2, 8), w, y), r"hidden must be \[tokens, hidden\]"),
+    "label past the vocabulary": (lambda h, w, y: (h, w, torch.tensor([0, 10, 3, 1])), r"labels\[1\] = 10 is outside"),
+    "negative label": (lambda h, w, y: (h, w, torch.tensor([0, 1, -3, 1])), r"labels\[2\] = -3 is outside"),
+}
+
+
+@pytest.mark.parametrize("case", LMHEAD_CASES, ids=str)
+def test_lmhead_forward_rejects(ops, case):
+    h, w, y = LMHEAD_CASES[case][0](*lmhead_inputs())
+    with pytest.raises(RuntimeError, match=LMHEAD_CASES[case][1]):
+        ops.lmhead_forward(h, w, y, 0, 10, 10, -100)
+
+
+def test_lmhead_rejects_a_shard_outside_the_vocabulary(ops):
+    h, w, y = lmhead_inputs()
+    with pytest.raises(RuntimeError, match="valid_rows must be in"):
+        ops.lmhead_forward(h, w, y, 0, 11, 10, -100)
+    with pytest.raises(RuntimeError, match="must lie in the vocabulary"):
+        ops.lmhead_forward(h, w, y, 5, 10, 10, -100)
+
+
+def test_lmhead_backward_rejects_a_gradient_of_the_wrong_dtype_or_length(ops):
+    h, w, y = lmhead_inputs()
+    lse = torch.zeros(4)
+    with pytest.raises(RuntimeError, match="grad_loss must have dtype"):
+        ops.lmhead_backward(torch.zeros(4, dtype=torch.float64), h, w, y, lse, 0, 10, 10)
+    with pytest.raises(RuntimeError, match=r"lse must be \[4\]"):
+        ops.lmhead_backward(torch.zeros(4), h, w, y, torch.zeros(3), 0, 10, 10)
+
+
+def test_fused_linear_cross_entropy_names_mismatched_label_shape():
+    from kernels.lmhead import fused_linear_cross_entropy
+
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
+        fused_linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 8), torch.zeros(5, dtype=torch.long))

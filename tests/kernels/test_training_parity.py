@@ -1,4 +1,6 @@
-"""Training with ``model.kernels: fused`` gives the losses of ``model.kernels: torch`` (fp32)."""
+"""Training with ``model.kernels: fused`` (fused layers and the fused output layer + loss) gives
+the losses of ``model.kernels: torch`` (fp32), in one process and with the vocabulary split over
+two tensor-parallel ranks (gloo)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,16 @@ STEPS = 20
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("ops")
-def test_training_loss_with_fused_kernels_equals_the_torch_path(small_vocab_prefix, tmp_path):
+@pytest.mark.parametrize("tp", [1, 2], ids=["tp1", "tp2"])
+def test_training_loss_with_fused_kernels_equals_the_torch_path(small_vocab_prefix, tmp_path, tp):
     runs = {mode: tmp_path / mode for mode in ("fused", "torch")}
     # One micro-batch per step keeps 20 steps short; both runs at once use both cores. lr 3e-3
     # (ten times Qwen's peak) still learns in 20 steps; at the parity runs' 1e-2 this tiny model's
     # loss spikes amplify 1-ulp differences of summation order chaotically (2e-5 apart by step 20).
-    extra = ("training.global_batch_size=1", "optimizer.lr=3e-3")
+    extra = ("training.global_batch_size=1", "optimizer.lr=3e-3", f"parallel.tp={tp}")
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = dict(zip(runs, pool.map(
-            lambda mode: run_processes(1, parity_overrides(small_vocab_prefix, runs[mode], STEPS,
+            lambda mode: run_processes(tp, parity_overrides(small_vocab_prefix, runs[mode], STEPS,
                                                            f"model.kernels={mode}", *extra)),
             runs)))
     for mode, result in done.items():

@@ -33,4 +33,16 @@ cudaError_t swiglu_backward(DType dtype, const void* dout, const void* fc1, void
 cudaError_t rotary(DType dtype, const void* in, const void* freqs, void* out, int64_t seq, int64_t rows_per_pos,
                    int64_t dim, bool transpose, cudaStream_t stream);
 
+// Fused output layer + cross-entropy, one vocabulary chunk of `width` rows whose global ids start
+// at first_id. logits [tokens, width] and the per-token arrays hold the accumulate type of acc_dtype
+// (kFloat or kDouble); the running max starts at -inf, the sum and target at 0.
+cudaError_t lmhead_log_sum_exp(DType acc_dtype, const void* logits, int64_t tokens, int64_t width,
+                               const int64_t* labels, int64_t first_id, void* running_max, void* running_sum,
+                               void* target, cudaStream_t stream);
+// dlogits [tokens, width] of `dtype` from the accumulate-type logits, lse and grad; may alias logits
+// when dtype is the accumulate type.
+cudaError_t lmhead_softmax_gradient(DType dtype, const void* logits, void* dlogits, int64_t tokens, int64_t width,
+                                    const int64_t* labels, int64_t first_id, const void* lse, const void* grad,
+                                    int multiprocessors, cudaStream_t stream);
+
 }  // namespace qwen_kernels::cuda
