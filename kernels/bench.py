@@ -214,11 +214,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_medians(runs: dict[str, Timed], repeats: int, device: torch.device,
-                        warmup: int = 2) -> dict[str, float]:
+def interleaved_medians(runs: dict[str, Timed], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds per call; every repetition calls each implementation once, in turn."""
     for setup, run in runs.values():  # warm-up: JIT/compile, allocator, caches
-        for _ in range(warmup):
+        for _ in range(2):
             setup()
             run()
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -263,8 +262,7 @@ def run(args: argparse.Namespace) -> int:
     if "lmhead" in wanted:
         from kernels.bench_lmhead import lmhead_comparison
 
-        # One warm-up call each: at Qwen-7B shapes a CPU call takes minutes.
-        lmhead_comparison(args, device, dtype, lambda runs: interleaved_medians(runs, args.repeats, device, warmup=1))
+        lmhead_comparison(args, device, dtype)
     if args.model_preset != "none":
         model_step_comparison(args, device)
     return 0

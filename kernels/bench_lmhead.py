@@ -9,8 +9,9 @@ At Qwen-7B shapes by default (2048 tokens, hidden 4096, 151,936 rows): the fused
 implementation computes the same mean loss over all rows and its gradients with respect to hidden
 states and weight.
 
-Peak memory is that of one forward+backward above what was allocated before it, gradients
-included, for every implementation through the same allocator: on CUDA torch's
+Peak memory is that of one forward+backward above what was allocated before it, for every
+implementation through the same allocator, reported with the gradients it returns (d hidden and
+d weight, the same bytes for all) and without them: on CUDA torch's
 ``max_memory_allocated``; on CPU the process's peak resident set (``VmHWM``, reset through
 ``/proc/self/clear_refs``), since torch's CPU allocator hands large blocks straight to and back
 from the kernel (mmap), so resident memory follows the live tensors.
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -66,24 +69,24 @@ class PeakMemory:
     def _resident(self, field: str) -> int:
         return int(re.search(rf"^{field}:\s+(\d+) kB", self.STATUS.read_text(), re.M).group(1)) * 1024
 
-    def measure(self, call: Callable[[], object]) -> int:
+    def start(self) -> int:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            start = torch.cuda.memory_allocated(self.device)
-            result = call()
-            torch.cuda.synchronize(self.device)
-            del result
-            return torch.cuda.max_memory_allocated(self.device) - start
+            return torch.cuda.memory_allocated(self.device)
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
-        start = self._resident("VmRSS")
-        result = call()
-        del result
+        return self._resident("VmRSS")
+
+    def peak_since(self, start: int) -> int:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) - start
         return self._resident("VmHWM") - start
 
 
-def lmhead_comparison(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, timer) -> None:
-    """Time (median, interleaved) and peak memory of forward and forward+backward."""
+def lmhead_comparison(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
+    """Forward+backward of each implementation in turn, ``args.repeats`` times: median time and
+    peak memory (with and without the gradients it returns, which every implementation must hold)."""
     from pretrain.config import ParallelConfig
     from pretrain.parallel.distributed import initialize_distributed
 
@@ -92,29 +95,39 @@ def lmhead_comparison(args: argparse.Namespace, device: torch.device, dtype: tor
     hidden = torch.randn(args.tokens, args.hidden, generator=generator).to(device=device, dtype=dtype)
     weight = (torch.randn(args.vocab, args.hidden, generator=generator) * 0.02).to(device=device, dtype=dtype)
     labels = torch.randint(0, args.vocab, (args.tokens,), generator=generator).to(device)
-    leaves = (hidden.clone().requires_grad_(), weight.clone().requires_grad_())
-
-    def forward(loss: Loss):
-        def run():
-            with torch.no_grad():
-                return loss(hidden, weight, labels)
-        return run
-
-    def forward_backward(loss: Loss):
-        return lambda: torch.autograd.grad(loss(*leaves, labels), leaves)
-
+    leaves = (hidden.requires_grad_(), weight.requires_grad_())
     impls = implementations(device, not args.no_compile)
     memory = PeakMemory(device)
-    print(f"\n## output layer + cross-entropy: {args.tokens} tokens x hidden {args.hidden} x {args.vocab:,} rows, "
-          f"{args.dtype} (logits in fp32 would take {args.tokens * args.vocab * 4 / 2**20:,.0f} MiB)\n")
-    print("| implementation | forward (ms) | forward+backward (ms) | fwd+bwd speedup vs eager | "
-          "peak memory fwd+bwd (MiB) | of eager's |")
-    print("|---|---|---|---|---|---|")
-    times = {label: timer({name: ((lambda: None), make(loss)) for name, loss in impls.items()})
-             for label, make in (("forward", forward), ("forward+backward", forward_backward))}
-    peaks = {name: memory.measure(forward_backward(loss)) for name, loss in impls.items()}
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    peaks: dict[str, int] = dict.fromkeys(impls, 0)
+    gradient_bytes = sum(leaf.nbytes for leaf in leaves)
+    # At Qwen-7B shapes one CPU call takes minutes: no warm-up call (the allocator's first-touch
+    # costs fall on every implementation alike), except torch.compile's compiling first call.
+    if "torch.compile" in impls:
+        torch.autograd.grad(impls["torch.compile"](*leaves, labels), leaves)
+    for _ in range(args.repeats):
+        for name, loss in impls.items():
+            start_bytes = memory.start()
+            start = time.perf_counter()
+            grads = torch.autograd.grad(loss(*leaves, labels), leaves)
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+            peaks[name] = max(peaks[name], memory.peak_since(start_bytes))
+            del grads
+    print(f"\n## output layer + cross-entropy, forward+backward: {args.tokens} tokens x hidden {args.hidden} x "
+          f"{args.vocab:,} rows, {args.dtype} (fp32 logits would take {args.tokens * args.vocab * 4 / 2**20:,.0f} MiB; "
+          f"the gradients returned take {gradient_bytes / 2**20:,.0f} MiB)\n")
+    print("| implementation | time (ms) | speedup vs eager | peak memory (MiB) | of eager's | "
+          "peak beyond the returned gradients (MiB) | of eager's |")
+    print("|---|---|---|---|---|---|---|")
+    eager_time, eager_peak = statistics.median(times["eager"]), peaks["eager"]
     for name in impls:
-        both = times["forward+backward"][name]
-        print(f"| {name} | {times['forward'][name] * 1e3:.1f} | {both * 1e3:.1f} | "
-              f"{times['forward+backward']['eager'] / both:.2f}x | {peaks[name] / 2**20:,.0f} | "
-              f"{peaks[name] / peaks['eager']:.0%} |", flush=True)
+        seconds, working = statistics.median(times[name]), peaks[name] - gradient_bytes
+        print(f"| {name} | {seconds * 1e3:,.0f} | {eager_time / seconds:.2f}x | {peaks[name] / 2**20:,.0f} | "
+              f"{peaks[name] / eager_peak:.0%} | {working / 2**20:,.0f} | "
+              f"{working / (eager_peak - gradient_bytes):.0%} |", flush=True)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,9 +1,9 @@
 // Tensor side of the CUDA kernels: device guard, stream, output allocation, dtype mapping and
 // error reporting around the raw launchers of launch.h. Compiled only into CUDA builds.
-#include <ATen/cuda/CUDABlas.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/cuda/CUDAException.h>
@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "../ops.h"
@@ -132,22 +131,10 @@ at::Tensor rotary_backward_cuda(const at::Tensor& dout, const at::Tensor& freqs)
   return rotary_cuda(dout, freqs, /*transpose=*/true);
 }
 
-// Fused output layer + cross-entropy: cuBLAS computes each vocabulary chunk's logits in the
-// accumulate dtype (bf16/fp16 inputs, fp32 output and accumulation), lmhead.cu reduces them.
+// Fused output layer + cross-entropy: each vocabulary chunk's logits come from one ATen GEMM
+// (cuBLAS) in the accumulate dtype (bf16/fp16 inputs: fp32 output and accumulation, mm's
+// out_dtype), lmhead.cu reduces them.
 namespace {
-
-// Row-major C [m, n] = op(A) op(B) + beta C, for cuBLAS's column-major GEMM: C^T = op(B)^T op(A)^T.
-template <typename T, typename C>
-void gemm_rows(bool a_transposed, bool b_transposed, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
-               const T* b, int64_t ldb, at::opmath_type<T> beta, C* c, int64_t ldc) {
-  const char transa = b_transposed ? 't' : 'n';
-  const char transb = a_transposed ? 't' : 'n';
-  if constexpr (std::is_same_v<T, C>) {
-    at::cuda::blas::gemm<T>(transa, transb, n, m, k, at::opmath_type<T>(1), b, ldb, a, lda, beta, c, ldc);
-  } else {
-    at::cuda::blas::gemm<T, C>(transa, transb, n, m, k, at::opmath_type<T>(1), b, ldb, a, lda, beta, c, ldc);
-  }
-}
 
 // Vocabulary rows per chunk: [tokens x chunk] logits of ~32M elements, multiples of 256 rows.
 int64_t vocab_chunk_rows(int64_t tokens) {
@@ -155,16 +142,21 @@ int64_t vocab_chunk_rows(int64_t tokens) {
   return std::clamp<int64_t>(rows / 256 * 256, 256, 65536);
 }
 
-// Calls fn(T{}) with T the ATen element type of t.
-template <typename Fn>
-void dispatch_lmhead(const at::Tensor& t, Fn&& fn) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return fn(float{});
-    case at::kDouble: return fn(double{});
-    case at::kBFloat16: return fn(at::BFloat16{});
-    case at::kHalf: return fn(at::Half{});
-    default: TORCH_CHECK(false, "qwen kernels: unsupported dtype ", t.scalar_type());
+cuda::DType accumulate_kind(const at::Tensor& t) {
+  return accumulate_dtype(t) == at::kDouble ? cuda::DType::kDouble : cuda::DType::kFloat;
+}
+
+// out [tokens, rows] (accumulate dtype) = hidden W_rows^T.
+void chunk_logits(at::Tensor& out, const at::Tensor& hidden, const at::Tensor& weight_rows) {
+  if (out.scalar_type() == hidden.scalar_type()) {
+    at::mm_out(out, hidden, weight_rows.t());
+  } else {
+    at::mm_out(out, hidden, weight_rows.t(), out.scalar_type());
   }
+}
+
+at::Tensor flat_view(const at::Tensor& buffer, int64_t rows, int64_t cols) {
+  return buffer.narrow(0, 0, rows * cols).view({rows, cols});
 }
 
 }  // namespace
@@ -173,29 +165,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lmhead_forward_cuda(const at::Ten
                                                                    const at::Tensor& labels, int64_t vocab_start,
                                                                    int64_t valid_rows) {
   const c10::cuda::CUDAGuard guard(hidden.device());
-  const int64_t tokens = hidden.size(0), width = hidden.size(1);
+  const int64_t tokens = hidden.size(0);
   const auto options = hidden.options().dtype(accumulate_dtype(hidden));
   at::Tensor running_max = at::full({tokens}, -std::numeric_limits<double>::infinity(), options);
   at::Tensor running_sum = at::zeros({tokens}, options);
   at::Tensor target = at::zeros({tokens}, options);
-  if (tokens == 0) return {running_max, running_sum, target};
-  const int64_t chunk = vocab_chunk_rows(tokens);
-  at::Tensor logits = at::empty({tokens * std::min(chunk, std::max<int64_t>(valid_rows, 1))}, options);
-  const auto acc = accumulate_dtype(hidden) == at::kDouble ? cuda::DType::kDouble : cuda::DType::kFloat;
-  dispatch_lmhead(hidden, [&](auto tag) {
-    using T = decltype(tag);
-    using acc_t = at::opmath_type<T>;
-    for (int64_t first = 0; first < valid_rows; first += chunk) {
-      const int64_t rows = std::min(chunk, valid_rows - first);
-      gemm_rows<T, acc_t>(false, true, tokens, rows, width, hidden.const_data_ptr<T>(), width,
-                          weight.const_data_ptr<T>() + first * width, width, acc_t(0),
-                          logits.mutable_data_ptr<acc_t>(), rows);
-      C10_CUDA_CHECK(cuda::lmhead_log_sum_exp(acc, logits.const_data_ptr(), tokens, rows,
-                                              labels.const_data_ptr<int64_t>(), vocab_start + first,
-                                              running_max.mutable_data_ptr(), running_sum.mutable_data_ptr(),
-                                              target.mutable_data_ptr(), current_stream()));
-    }
-  });
+  if (tokens == 0 || valid_rows == 0) return {running_max, running_sum, target};
+  const int64_t chunk = std::min(vocab_chunk_rows(tokens), valid_rows);
+  at::Tensor buffer = at::empty({tokens * chunk}, options);
+  for (int64_t first = 0; first < valid_rows; first += chunk) {
+    const int64_t rows = std::min(chunk, valid_rows - first);
+    at::Tensor logits = flat_view(buffer, tokens, rows);
+    chunk_logits(logits, hidden, weight.narrow(0, first, rows));
+    C10_CUDA_CHECK(cuda::lmhead_log_sum_exp(accumulate_kind(hidden), logits.const_data_ptr(), tokens, rows,
+                                            labels.const_data_ptr<int64_t>(), vocab_start + first,
+                                            running_max.mutable_data_ptr(), running_sum.mutable_data_ptr(),
+                                            target.mutable_data_ptr(), current_stream()));
+  }
   return {running_max, running_sum, target};
 }
 
@@ -204,37 +190,35 @@ std::tuple<at::Tensor, at::Tensor> lmhead_backward_cuda(const at::Tensor& grad_l
                                                         const at::Tensor& lse, int64_t vocab_start,
                                                         int64_t valid_rows) {
   const c10::cuda::CUDAGuard guard(hidden.device());
-  const int64_t tokens = hidden.size(0), width = hidden.size(1);
+  const int64_t tokens = hidden.size(0);
   at::Tensor dweight = at::zeros_like(weight);  // padding rows keep a zero gradient
-  at::Tensor dhidden = at::zeros({tokens, width}, lse.options());  // accumulated over chunks in fp32/fp64
+  at::Tensor dhidden = at::zeros(hidden.sizes(), lse.options());  // accumulated over chunks in fp32/fp64
   if (tokens == 0 || valid_rows == 0) return {dhidden.to(hidden.scalar_type()), dweight};
   const int64_t chunk = std::min(vocab_chunk_rows(tokens), valid_rows);
-  at::Tensor logits = at::empty({tokens * chunk}, lse.options());
+  at::Tensor buffer = at::empty({tokens * chunk}, lse.options());
   const bool widened = hidden.scalar_type() != lse.scalar_type();
-  at::Tensor dlogits = widened ? at::empty({tokens * chunk}, hidden.options()) : logits;
+  // d logits in the GEMM input dtype: over the logits themselves when that is the accumulate dtype.
+  at::Tensor dbuffer = widened ? at::empty({tokens * chunk}, hidden.options()) : buffer;
   const int sms = multiprocessors(hidden);
-  dispatch_lmhead(hidden, [&](auto tag) {
-    using T = decltype(tag);
-    using acc_t = at::opmath_type<T>;
-    const T* h = hidden.const_data_ptr<T>();
-    for (int64_t first = 0; first < valid_rows; first += chunk) {
-      const int64_t rows = std::min(chunk, valid_rows - first);
-      const T* w = weight.const_data_ptr<T>() + first * width;
-      gemm_rows<T, acc_t>(false, true, tokens, rows, width, h, width, w, width, acc_t(0),
-                          logits.mutable_data_ptr<acc_t>(), rows);
-      C10_CUDA_CHECK(cuda::lmhead_softmax_gradient(dtype_of(hidden), logits.const_data_ptr(),
-                                                   dlogits.mutable_data_ptr(), tokens, rows,
-                                                   labels.const_data_ptr<int64_t>(), vocab_start + first,
-                                                   lse.const_data_ptr(), grad_loss.const_data_ptr(), sms,
-                                                   current_stream()));
-      const T* d = dlogits.const_data_ptr<T>();
-      // d W rows = dlogits^T hidden (rounded once into W's dtype); d hidden += dlogits W rows.
-      gemm_rows<T, T>(true, false, rows, width, tokens, d, rows, h, width, acc_t(0),
-                      dweight.mutable_data_ptr<T>() + first * width, width);
-      gemm_rows<T, acc_t>(false, false, tokens, width, rows, d, rows, w, width, acc_t(1),
-                          dhidden.mutable_data_ptr<acc_t>(), width);
+  for (int64_t first = 0; first < valid_rows; first += chunk) {
+    const int64_t rows = std::min(chunk, valid_rows - first);
+    const at::Tensor weight_rows = weight.narrow(0, first, rows);
+    at::Tensor logits = flat_view(buffer, tokens, rows);
+    at::Tensor dlogits = flat_view(dbuffer, tokens, rows);
+    chunk_logits(logits, hidden, weight_rows);
+    C10_CUDA_CHECK(cuda::lmhead_softmax_gradient(dtype_of(hidden), logits.const_data_ptr(), dlogits.mutable_data_ptr(),
+                                                 tokens, rows, labels.const_data_ptr<int64_t>(), vocab_start + first,
+                                                 lse.const_data_ptr(), grad_loss.const_data_ptr(), sms,
+                                                 current_stream()));
+    // d W rows = dlogits^T hidden (rounded once into W's dtype); d hidden += dlogits W rows.
+    at::Tensor dweight_rows = dweight.narrow(0, first, rows);
+    at::mm_out(dweight_rows, dlogits.t(), hidden);
+    if (widened) {
+      dhidden.add_(at::mm(dlogits, weight_rows, dhidden.scalar_type()));
+    } else {
+      dhidden.addmm_(dlogits, weight_rows);
     }
-  });
+  }
   return {widened ? dhidden.to(hidden.scalar_type()) : dhidden, dweight};
 }
 
