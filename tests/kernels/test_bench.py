@@ -32,3 +32,17 @@ def test_qwen_bench_kernels_prints_every_op_pass_and_implementation(capsys):
 def test_qwen_bench_kernels_rejects_an_unknown_op():
     with pytest.raises(SystemExit, match="unknown op"):
         run_subcommand("qwen-bench", "", COMMANDS, ["kernels", "--ops", "gelu", "--no-compile"])
+
+
+@pytest.mark.usefixtures("ops")
+def test_qwen_bench_kernels_lmhead_compares_time_and_memory_with_eager_and_megatron(capsys, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the benchmark joins a one-process group
+    argv = ["kernels", "--ops", "lmhead", "--tokens", "16", "--hidden", "32", "--vocab", "300", "--repeats", "1",
+            "--no-compile", "--model-preset", "none", "--dtype", "fp32"]
+    assert run_subcommand("qwen-bench", "", COMMANDS, argv) == 0
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^\| ([^|]+?) \| ([\d,]+) \| [\d.]+x \| [\d,]+ \| \d+% \|", out, re.M))
+    assert {"fused", "eager", "megatron-core vocab_parallel_cross_entropy"} <= rows.keys()
+    assert "16 tokens x hidden 32 x 300 rows" in out
