@@ -31,7 +31,7 @@ def problem(tokens, hidden, rows, vocab_size, dtype=torch.float32, seed=0, ignor
 def loss_and_grads(fn, h, w, labels, vocab_size, grad_seed=1):
     h, w = h.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
     loss = fn(h, w, labels, vocab_size)
-    grad = torch.rand(loss.shape, generator=torch.Generator().manual_seed(grad_seed)).to(loss.dtype)
+    grad = torch.rand(loss.shape, generator=torch.Generator().manual_seed(grad_seed)).to(loss)
     loss.backward(grad)
     return loss.detach(), h.grad, w.grad
 
@@ -93,6 +93,19 @@ def test_bf16_is_within_bf16_rounding_of_the_float64_reference(shape):
     h, w, labels = problem(*shape, dtype=torch.bfloat16)
     loss, *_ = assert_matches_float64(h, w, labels, shape[3], rtol=1e-2, atol=1e-2)
     assert loss.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CUDA kernels are compile-checked only")
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("shape", [(130, 64, 1000, 999), (2049, 128, QWEN_ROWS, QWEN_VOCAB)],
+                         ids=["awkward", "real-vocabulary"])
+def test_cuda_equals_the_float64_reference(ops, shape, dtype, tolerance):
+    assert ops.built_with_cuda()
+    h, w, labels = (t.cuda() for t in problem(*shape, dtype=dtype, ignored=5))
+    fused = loss_and_grads(fused_linear_cross_entropy, h, w, labels, shape[3])
+    exact = loss_and_grads(reference.linear_cross_entropy, h.double(), w.double(), labels, shape[3])
+    for got, want in zip(fused, exact):
+        torch.testing.assert_close(got.double(), want, rtol=tolerance, atol=tolerance * want.abs().max().item())
 
 
 def test_hidden_with_leading_dimensions_and_sequence_first_labels():
