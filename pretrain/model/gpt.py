@@ -22,6 +22,8 @@ from megatron.core.tensor_parallel.mappings import (
     gather_from_sequence_parallel_region,
 )
 
+from kernels.lmhead import VocabShard, fused_linear_cross_entropy
+
 
 class QwenGPTModel(GPTModel):
     def __init__(self, *args, real_vocab_size: int, fused_loss: bool, **kwargs):
@@ -29,15 +31,14 @@ class QwenGPTModel(GPTModel):
         self.real_vocab_size = real_vocab_size
         self.fused_loss = fused_loss
 
-    def _vocab_shard(self):
-        from kernels.lmhead import VocabShard
-
-        return VocabShard.of_rank(self.output_layer.weight.shape[0], self.real_vocab_size, parallel_state.get_tensor_model_parallel_rank(),
+    def _vocab_shard(self) -> VocabShard:
+        """This rank's rows of the output layer (megatron-core's split: rank r holds rows r * rows on)."""
+        return VocabShard.of_rank(self.output_layer.weight.shape[0], self.real_vocab_size,
+                                  parallel_state.get_tensor_model_parallel_rank(),
                                   parallel_state.get_tensor_model_parallel_group())
 
     def compute_language_model_loss(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        start = parallel_state.get_tensor_model_parallel_rank() * logits.shape[-1]
-        real_rows = max(0, min(logits.shape[-1], self.real_vocab_size - start))
+        real_rows = self._vocab_shard().valid_rows
         if real_rows < logits.shape[-1]:
             # In place: the output layer's backward does not need its output, and a copy of the
             # logits would cost as much memory as the logits themselves.
@@ -52,8 +53,6 @@ class QwenGPTModel(GPTModel):
     def _postprocess(self, hidden_states, input_ids, position_ids, labels, **kwargs):
         if not self._fuses_loss(labels, kwargs):
             return super()._postprocess(hidden_states, input_ids, position_ids, labels, **kwargs)
-        from kernels.lmhead import fused_linear_cross_entropy
-
         # The output layer's input handling (ColumnParallelLinear): the sequence-parallel gather, or
         # an identity whose backward all-reduces d(hidden) over the tensor-parallel group.
         group = parallel_state.get_tensor_model_parallel_group()
