@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 
@@ -86,26 +87,48 @@ __device__ __forceinline__ double device_exp(double x) { return exp(x); }
 __device__ __forceinline__ float device_rsqrt(float x) { return rsqrtf(x); }
 __device__ __forceinline__ double device_rsqrt(double x) { return rsqrt(x); }
 
-template <typename acc_t>
-__device__ __forceinline__ acc_t warp_sum(acc_t value) {
-  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
+// Reduction over a warp with `combine` (sum, max), returned to every lane.
+template <typename acc_t, typename Combine>
+__device__ __forceinline__ acc_t warp_reduce(acc_t value, Combine combine) {
+  for (int offset = 16; offset > 0; offset >>= 1) value = combine(value, __shfl_xor_sync(0xffffffffu, value, offset));
   return value;
 }
 
-// Sum over the block, returned to every thread. blockDim.x must be a multiple of 32.
-template <typename acc_t>
-__device__ acc_t block_sum(acc_t value) {
+// Reduction over the block, returned to every thread; `identity` fills the missing warps.
+// blockDim.x must be a multiple of 32.
+template <typename acc_t, typename Combine>
+__device__ acc_t block_reduce(acc_t value, Combine combine, acc_t identity) {
   __shared__ acc_t warp_totals[32];
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
-  value = warp_sum(value);
+  value = warp_reduce(value, combine);
   if (lane == 0) warp_totals[warp] = value;
   __syncthreads();
   const int warps = blockDim.x / 32;
-  value = lane < warps ? warp_totals[lane] : acc_t(0);
-  value = warp_sum(value);
+  value = lane < warps ? warp_totals[lane] : identity;
+  value = warp_reduce(value, combine);
   __syncthreads();  // warp_totals may be reused by the next call
   return value;
+}
+
+struct Add {
+  template <typename T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+
+struct Max {
+  template <typename T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return fmax(a, b); }
+};
+
+template <typename acc_t>
+__device__ acc_t block_sum(acc_t value) {
+  return block_reduce(value, Add{}, acc_t(0));
+}
+
+template <typename acc_t>
+__device__ acc_t block_max(acc_t value) {
+  return block_reduce(value, Max{}, static_cast<acc_t>(-INFINITY));
 }
 
 // Calls body(row, col) for every VEC-wide vector of a [rows, width] array, grid-stride.

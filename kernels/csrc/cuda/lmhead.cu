@@ -1,5 +1,5 @@
 // Row kernels of the fused output layer + cross-entropy on CUDA. The logits of one vocabulary
-// chunk come from cuBLAS (lmhead_ops.cpp) in the accumulate dtype; these kernels fold them into
+// chunk come from cuBLAS (cuda/ops.cpp) in the accumulate dtype; these kernels fold them into
 // each token's running log-sum-exp (forward) or turn them into d loss / d logits (backward).
 #include <cmath>
 
@@ -7,27 +7,6 @@
 
 namespace qwen_kernels::cuda {
 namespace {
-
-template <typename acc_t>
-__device__ __forceinline__ acc_t warp_max(acc_t value) {
-  for (int offset = 16; offset > 0; offset >>= 1) value = fmax(value, __shfl_xor_sync(0xffffffffu, value, offset));
-  return value;
-}
-
-// Max over the block, returned to every thread. blockDim.x must be a multiple of 32.
-template <typename acc_t>
-__device__ acc_t block_max(acc_t value) {
-  __shared__ acc_t warp_maxima[32];
-  const int lane = threadIdx.x % 32;
-  const int warp = threadIdx.x / 32;
-  value = warp_max(value);
-  if (lane == 0) warp_maxima[warp] = value;
-  __syncthreads();
-  value = lane < static_cast<int>(blockDim.x / 32) ? warp_maxima[lane] : static_cast<acc_t>(-INFINITY);
-  value = warp_max(value);
-  __syncthreads();
-  return value;
-}
 
 // One block per token: the chunk's max, then its sum of exp(logit - new max), folded into the
 // running pair; the label's logit is taken when the label is in the chunk.
