@@ -9,7 +9,7 @@ FROM nvcr.io/nvidia/pytorch:${NGC_TAG}-py3
 
 # A docker build sees no GPU, so name the architectures the CUDA kernels are compiled for
 # (8.0 A100, 9.0 H100/H200); left unset, torch would compile for every architecture it knows.
-ARG TORCH_CUDA_ARCH_LIST="8.0;9.0"
+ARG TORCH_CUDA_ARCH_LIST="8.0;9.0+PTX"
 # QWEN_BUILD_KERNELS=1 makes setup.py compile kernels/csrc ahead of time into kernels._C.
 ENV TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST} \
     QWEN_BUILD_KERNELS=1 \

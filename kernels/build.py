@@ -4,19 +4,26 @@
 ``QWEN_BUILD_KERNELS=1 pip install --no-build-isolation -e .``) and otherwise compiles the sources
 with ``torch.utils.cpp_extension.load`` into a cache directory (``$QWEN_KERNELS_CACHE``, default
 ``~/.cache/qwen-pretrain/kernels``) keyed by a digest of the sources, flags, torch version and
-CPU, so only the first use on a machine pays the compile (about a minute on 2 cores);
-``python -m kernels.build`` compiles ahead of that first use. CUDA sources are compiled in only
-when torch sees a GPU and a CUDA toolkit is installed.
+CPU (and, with CUDA, the architectures and the CUDA version), so only the first use on a machine
+pays the compile (about a minute on 2 cores); ``python -m kernels.build`` compiles ahead of that
+first use. CUDA sources are compiled in only when torch sees a GPU and a CUDA toolkit is installed.
+Ranks that load at once build once: one holds an exclusive lock on the cache folder while it
+compiles (the kernel drops it if that rank dies), the others wait on it and import the result.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.util
 import os
 import platform
+import re
+import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +37,18 @@ WITH_CUDA_MACRO = "-DQWEN_KERNELS_WITH_CUDA"
 # ahead-of-time build goes into images that may run on other CPUs.
 JIT_CXX_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 AOT_CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
-CUDA_FLAGS = ["-O3", "--use_fast_math"]
+# No --use_fast_math: it turns the rotary kernel's sin/cos into approximations whose error grows
+# with the angle (past bf16 resolution near position 32k). The kernels ask for the fast
+# intrinsics where they want them (__expf in common.cuh).
+CUDA_FLAGS = ["-O3"]
+# For builds that see no GPU (images, CI): Ampere and Hopper machine code, and Hopper PTX that
+# newer GPUs compile at load time. TORCH_CUDA_ARCH_LIST overrides it, as it does for torch.
+DEFAULT_CUDA_ARCH_LIST = "8.0;9.0+PTX"
+ARCH_LIST_VARIABLE = "TORCH_CUDA_ARCH_LIST"
+# Held (flock) by the process that compiles into a cache folder.
+BUILD_LOCK = "qwen-build.lock"
+# The lock file torch's loader (FileBaton) leaves in the build folder when its process is killed.
+TORCH_BUILD_LOCK = "lock"
 
 
 class KernelBuildError(RuntimeError):
@@ -63,7 +81,49 @@ def _cpu_signature() -> str:
     return platform.processor() or platform.machine()
 
 
-def _build_digest(sources: list[Path], flags: list[str]) -> str:
+def visible_cuda_arch_list() -> str:
+    """The architectures of the visible GPUs, as torch would pick them: each clamped to the newest
+    one this torch was built for, PTX of the highest for GPUs newer than that."""
+    import torch
+
+    built = [tuple(divmod(int(re.sub(r"\D", "", arch)), 10)) for arch in torch.cuda.get_arch_list()
+             if arch.startswith("sm_")]
+    newest = max(built, default=(9, 0))
+    capabilities = sorted({min(torch.cuda.get_device_capability(i), newest) for i in range(torch.cuda.device_count())})
+    return ";".join(f"{major}.{minor}" for major, minor in capabilities) + "+PTX"
+
+
+def cuda_arch_list(default: str) -> str:
+    """TORCH_CUDA_ARCH_LIST if set, else ``default``."""
+    return os.environ.get(ARCH_LIST_VARIABLE) or default
+
+
+@contextlib.contextmanager
+def arch_list_for_torch(arch_list: str) -> Iterator[None]:
+    """torch's extension builder takes the architectures from TORCH_CUDA_ARCH_LIST only: set it for
+    the duration of a build, so the build compiles for the list that keys its cache folder."""
+    previous = os.environ.get(ARCH_LIST_VARIABLE)
+    os.environ[ARCH_LIST_VARIABLE] = arch_list
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ARCH_LIST_VARIABLE]
+        else:
+            os.environ[ARCH_LIST_VARIABLE] = previous
+
+
+def nvcc_version(cuda_home: str) -> str:
+    """nvcc's full version (e.g. ``V13.0.88``): code built by one toolkit may not load with another."""
+    output = subprocess.run([str(Path(cuda_home) / "bin" / "nvcc"), "--version"], capture_output=True,
+                            text=True, check=False).stdout
+    found = re.search(r"\bV(\d+(?:\.\d+)+)", output)
+    return found.group(0) if found else output.strip()
+
+
+def _build_digest(sources: list[Path], flags: list[str], toolchain: list[str]) -> str:
+    """A digest of the sources, their headers, the flags, and ``toolchain`` (what else decides the
+    binary: torch, Python, CPU, and with CUDA the architectures and the CUDA versions)."""
     import torch
 
     # The compiled sources and the headers beside them (so CUDA edits leave a CPU build cached).
@@ -73,7 +133,7 @@ def _build_digest(sources: list[Path], flags: list[str]) -> str:
     for path in sorted(set(sources) | set(headers)):
         digest.update(str(path.relative_to(SOURCE_DIR)).encode())
         digest.update(path.read_bytes())
-    for item in [*flags, torch.__version__, sys.version, _cpu_signature()]:
+    for item in [*flags, *toolchain, torch.__version__, sys.version, _cpu_signature()]:
         digest.update(item.encode())
     return digest.hexdigest()[:16]
 
@@ -87,6 +147,7 @@ class JitTarget:
     sources: tuple[Path, ...]
     cxx_flags: tuple[str, ...]
     cuda_flags: tuple[str, ...] | None
+    cuda_arch_list: str | None  # TORCH_CUDA_ARCH_LIST of the CUDA build
 
     @property
     def library(self) -> Path:
@@ -95,13 +156,22 @@ class JitTarget:
 
 @functools.cache
 def jit_target() -> JitTarget:
+    import torch
+
     with_cuda = cuda_toolkit_usable()
     sources = [SOURCE_DIR / name for name in CPU_SOURCES + (CUDA_SOURCES if with_cuda else ())]
     cxx_flags = JIT_CXX_FLAGS + ([WITH_CUDA_MACRO] if with_cuda else [])
     cuda_flags = CUDA_FLAGS + [WITH_CUDA_MACRO] if with_cuda else None
-    name = f"qwen_kernels_{_build_digest(sources, cxx_flags + (cuda_flags or []))}"
+    arch_list = None
+    toolchain: list[str] = []
+    if with_cuda:
+        from torch.utils.cpp_extension import CUDA_HOME
+
+        arch_list = cuda_arch_list(visible_cuda_arch_list())
+        toolchain = [arch_list, torch.version.cuda, nvcc_version(CUDA_HOME)]
+    name = f"qwen_kernels_{_build_digest(sources, cxx_flags + (cuda_flags or []), toolchain)}"
     return JitTarget(name, cache_root() / name, tuple(sources), tuple(cxx_flags),
-                     tuple(cuda_flags) if cuda_flags else None)
+                     tuple(cuda_flags) if cuda_flags else None, arch_list)
 
 
 def _aot_module() -> ModuleType | None:
@@ -114,39 +184,71 @@ def _aot_module() -> ModuleType | None:
 
 def _import_library(target: JitTarget) -> ModuleType | None:
     """The cached build, imported directly: its name is a digest of everything that went into it,
-    so a library that exists is up to date. Skipping torch's loader skips its ninja run and build
-    lock, which every process of a multi-rank job would otherwise take in turn."""
+    so a library that exists is up to date. Skipping torch's loader skips its ninja run and its
+    build lock. None if there is none, or one that does not import (cut short by a killed build)."""
     if not target.library.exists():
         return None
     import torch  # noqa: F401  (the library links against torch's shared libraries)
 
     spec = importlib.util.spec_from_file_location(target.name, target.library)
-    module = importlib.util.module_from_spec(spec)
     try:
+        module = importlib.util.module_from_spec(spec)  # an extension module is loaded here
         spec.loader.exec_module(module)
-    except ImportError:  # e.g. still being written by another process: let torch's loader wait for it
+    except ImportError:
         return None
     return module
 
 
-def _jit_build(target: JitTarget) -> ModuleType:
+@contextlib.contextmanager
+def _locked(build_dir: Path, mode: int) -> Iterator[None]:
+    """An flock on the cache folder: shared to import, exclusive to compile. Not a lock file: the
+    kernel releases it when its holder dies, so a rank killed mid-build blocks nobody after it."""
+    with open(build_dir / BUILD_LOCK, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _load_jit(target: JitTarget) -> ModuleType:
+    """The cached build, compiled first if needed. Ranks that start together compile once: one
+    compiles, the others wait for its lock and import what it wrote, never a half-written file."""
+    target.build_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(target.build_dir, fcntl.LOCK_SH):
+        module = _import_library(target)
+    if module is not None:
+        return module
+    with _locked(target.build_dir, fcntl.LOCK_EX):
+        module = _import_library(target)  # compiled by the rank this one waited for
+        if module is not None:
+            return module
+        # Anything here now was left by a builder that died, since only the lock's holder writes:
+        # torch's lock file would make its loader wait forever, and a library a killed linker cut
+        # short does not import.
+        (target.build_dir / TORCH_BUILD_LOCK).unlink(missing_ok=True)
+        target.library.unlink(missing_ok=True)
+        return _compile(target)
+
+
+def _compile(target: JitTarget) -> ModuleType:
     from torch.utils import cpp_extension
 
-    target.build_dir.mkdir(parents=True, exist_ok=True)
-    if not target.library.exists():
-        kind = "C++ and CUDA" if target.cuda_flags else "C++ (CPU only)"
-        print(f"qwen kernels: compiling the {kind} extension into {target.build_dir} "
-              "(first use only, about a minute)...", file=sys.stderr, flush=True)
+    kind = "C++ and CUDA" if target.cuda_flags else "C++ (CPU only)"
+    print(f"qwen kernels: compiling the {kind} extension into {target.build_dir} "
+          "(first use only, about a minute)...", file=sys.stderr, flush=True)
+    arch = arch_list_for_torch(target.cuda_arch_list) if target.cuda_arch_list else contextlib.nullcontext()
     try:
-        return cpp_extension.load(
-            name=target.name,
-            sources=[str(s) for s in target.sources],
-            extra_cflags=list(target.cxx_flags),
-            extra_cuda_cflags=list(target.cuda_flags) if target.cuda_flags else None,
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(target.build_dir),
-            verbose=False,
-        )
+        with arch:
+            return cpp_extension.load(
+                name=target.name,
+                sources=[str(s) for s in target.sources],
+                extra_cflags=list(target.cxx_flags),
+                extra_cuda_cflags=list(target.cuda_flags) if target.cuda_flags else None,
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(target.build_dir),
+                verbose=False,
+            )
     except (RuntimeError, OSError, ImportError) as error:
         raise KernelBuildError(
             f"could not build the qwen kernels in {target.build_dir}: {error}. A C++ compiler with OpenMP "
@@ -162,7 +264,7 @@ def is_built() -> bool:
 @functools.cache
 def load() -> ModuleType:
     """The compiled kernels: the ahead-of-time build if installed, else a cached JIT build."""
-    return _aot_module() or _import_library(jit_target()) or _jit_build(jit_target())
+    return _aot_module() or _load_jit(jit_target())
 
 
 def aot_extension():
@@ -177,6 +279,9 @@ def aot_extension():
         return [str((SOURCE_DIR / name).relative_to(root)) for name in names]
 
     if torch.version.cuda is not None and CUDA_HOME is not None:
+        # BuildExtension reads the architectures from the environment when it compiles, later in
+        # this same setup.py process.
+        os.environ[ARCH_LIST_VARIABLE] = cuda_arch_list(DEFAULT_CUDA_ARCH_LIST)
         return CUDAExtension(
             "kernels._C",
             rel(CPU_SOURCES + CUDA_SOURCES),
@@ -185,30 +290,6 @@ def aot_extension():
         )
     return CppExtension("kernels._C", rel(CPU_SOURCES), extra_compile_args=AOT_CXX_FLAGS,
                         extra_link_args=["-fopenmp"])
-
-
-def cuda_object_commands(nvcc: str, out_dir: Path, arch: str = "sm_90",
-                         extra_includes: tuple[Path, ...] = ()) -> list[list[str]]:
-    """Commands that compile every CUDA source to an object file with the flags of the real build.
-
-    For CI on machines without a GPU (a CPU torch is enough): syntax and API errors in the CUDA
-    code fail here instead of on the first GPU run. ``extra_includes`` comes before the torch
-    headers (a CPU torch wheel lacks c10/cuda/impl/cuda_cmake_macros.h, which a caller may supply).
-    """
-    from torch.utils.cpp_extension import COMMON_NVCC_FLAGS, include_paths
-
-    # nvcc hands .cpp files to the host compiler with the CUDA headers on the include path.
-    torch_includes = [f"-I{path}" for path in (*extra_includes, *include_paths())]
-    commands = []
-    for source in CUDA_SOURCES:
-        path = SOURCE_DIR / source
-        output = str(out_dir / f"{path.stem}{path.suffix.replace('.', '_')}.o")
-        common = [nvcc, "-c", str(path), "-o", output, "-std=c++20", "-Xcompiler", "-fPIC"]
-        if path.suffix == ".cu":
-            commands.append([*common, f"-arch={arch}", *COMMON_NVCC_FLAGS, *CUDA_FLAGS])
-        else:
-            commands.append([*common, "-O1", WITH_CUDA_MACRO, *torch_includes])
-    return commands
 
 
 if __name__ == "__main__":

@@ -33,10 +33,13 @@ def rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     return x * cos + rotate_half(x) * sin
 
 
-def rotary_angles(seq: int, dim: int, base: float = 10000.0) -> torch.Tensor:
-    """megatron-core's layout of RoPE angles: [seq, 1, 1, dim] = cat(freqs, freqs), fp32."""
+def rotary_angles(seq: int, dim: int, base: float = 10000.0, first_position: int = 0,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """megatron-core's layout of RoPE angles: [seq, 1, 1, dim] = cat(freqs, freqs), computed in
+    ``dtype`` (megatron-core's fp32 by default) from fp32 inverse frequencies (Qwen's)."""
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
-    angles = torch.outer(torch.arange(seq, dtype=torch.float32), inv_freq)
+    positions = torch.arange(first_position, first_position + seq, dtype=dtype)
+    angles = torch.outer(positions, inv_freq.to(dtype))
     return torch.cat((angles, angles), dim=-1)[:, None, None, :]
 
 

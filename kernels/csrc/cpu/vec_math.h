@@ -7,11 +7,35 @@
 #include <c10/util/BFloat16.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_bit_cast)
+#define QWEN_KERNELS_HAVE_BUILTIN_BIT_CAST 1
+#endif
+#endif
 
 namespace qwen_kernels::cpu {
+
+// The bits of `from` read as a To: std::bit_cast, which is C++20, while torch builds extensions
+// as C++17 before 2.12. GCC (11+) and Clang have the same operation as __builtin_bit_cast in every
+// language mode; like std::bit_cast it keeps the loops below vectorizable, which memcpy into a
+// local does not (GCC). memcpy is the fallback for other compilers.
+template <typename To, typename From>
+inline To bits_as(const From& from) {
+  static_assert(sizeof(To) == sizeof(From) && std::is_trivially_copyable_v<From> &&
+                std::is_trivially_copyable_v<To>);
+#ifdef QWEN_KERNELS_HAVE_BUILTIN_BIT_CAST
+  return __builtin_bit_cast(To, from);
+#else
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
+#endif
+}
 
 // Cephes-style expf: range reduction by ln 2, degree-6 polynomial, exponent built from bits.
 // Max relative error ~2 ulp on the clamped range; inputs beyond it saturate to ~exp(+-88).
@@ -28,15 +52,15 @@ inline float vexp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r2 + r + 1.0f;
-  return p * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return p * bits_as<float>((static_cast<int32_t>(n) + 127) << 23);
 }
 
 // Double inputs are only used for gradcheck and float64 references: exactness over speed.
 inline double vexp(double x) { return std::exp(x); }
 
 // Element loads/stores that widen to and round from the accumulate type. bf16 is done on the bits
-// (round to nearest even, NaN kept) with std::bit_cast: c10::BFloat16's conversions, and memcpy
-// into locals, both stop GCC from vectorizing the loops (more so under #pragma omp simd).
+// (round to nearest even, NaN kept) with bits_as: c10::BFloat16's conversions, and memcpy into
+// locals, both stop GCC from vectorizing the loops (more so under #pragma omp simd).
 template <typename scalar_t>
 inline at::opmath_type<scalar_t> load(const scalar_t* p, int64_t i) {
   return static_cast<at::opmath_type<scalar_t>>(p[i]);
@@ -44,7 +68,7 @@ inline at::opmath_type<scalar_t> load(const scalar_t* p, int64_t i) {
 
 template <>
 inline float load(const c10::BFloat16* p, int64_t i) {
-  return std::bit_cast<float>(static_cast<uint32_t>(p[i].x) << 16);
+  return bits_as<float>(static_cast<uint32_t>(p[i].x) << 16);
 }
 
 template <typename scalar_t>
@@ -54,7 +78,7 @@ inline void store(scalar_t* p, int64_t i, at::opmath_type<scalar_t> value) {
 
 template <>
 inline void store(c10::BFloat16* p, int64_t i, float value) {
-  const uint32_t wide = std::bit_cast<uint32_t>(value);
+  const uint32_t wide = bits_as<uint32_t>(value);
   const uint32_t rounded = (wide + 0x7FFFu + ((wide >> 16) & 1u)) >> 16;
   p[i].x = value != value ? uint16_t{0x7FC0} : static_cast<uint16_t>(rounded);
 }

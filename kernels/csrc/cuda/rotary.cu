@@ -1,5 +1,7 @@
 // Rotate-half rotary embedding on CUDA. A block takes one sequence position and a slice of its
-// batch*heads rows; cos/sin of the position's angles are computed once into shared memory.
+// batch*heads rows; cos/sin of the position's angles are computed once into shared memory, with
+// the accurate cos/sin (this file must never be built with --use_fast_math: __cosf/__sinf's error
+// grows with the angle, which reaches tens of thousands of radians at long positions).
 #include "common.cuh"
 
 namespace qwen_kernels::cuda {
