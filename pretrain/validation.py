@@ -122,9 +122,11 @@ def _init_weights_problems(config: RunConfig) -> list[str]:
             for name in WEIGHT_SIZES if getattr(config.model, name) != getattr(saved, name)]
 
 
-def validate(config: RunConfig, world_size: int) -> None:
-    """Raise :class:`ConfigError` listing every problem, one per line."""
-    problems = (_model_problems(config) + _layout_problems(config, world_size)
-                + _training_problems(config) + _data_problems(config) + _init_weights_problems(config))
+def validate(config: RunConfig, world_size: int, check_files: bool = True) -> None:
+    """Raise :class:`ConfigError` listing every problem, one per line. ``check_files=False`` leaves
+    out the data and checkpoint files, for a layout planned for a cluster whose files are not here."""
+    problems = _model_problems(config) + _layout_problems(config, world_size) + _training_problems(config)
+    if check_files:
+        problems += _data_problems(config) + _init_weights_problems(config)
     if problems:
         raise ConfigError("\n".join(problems))

@@ -12,8 +12,10 @@ of the tensors each category holds on that rank, each storage once:
               steps the module's parameters and ZeRO-3 its own partition: no master copy).
 Formulas (the ZeRO paper's, with DeepSpeed's fp32 master copy; Psi parameters, Nd data-parallel
 ranks, fp32 training): ZeRO-0 4Psi + 4Psi + 8Psi; ZeRO-1 4Psi + 4Psi + 12Psi/Nd; ZeRO-2
-4Psi + 4Psi/Nd + 12Psi/Nd; ZeRO-3 (4Psi + 4Psi + 8Psi)/Nd. For bf16 training replace the 4Psi weights
-and gradients by 2Psi (the paper's 2Psi + 2Psi + 12Psi). The report prints both for ``--preset``.
+4Psi + 4Psi/Nd + 12Psi/Nd; ZeRO-3 (4Psi + 4Psi + 8Psi)/Nd. For bf16 training the weights are 2Psi
+and the gradients stay 4Psi (accumulated in fp32), with a 12Psi optimizer state at every stage.
+The report prints both for ``--preset``. The formulas are ``pretrain.memory_estimate.zero_bytes``,
+the part of ``qwen-train --check``'s per-GPU estimate that this measures.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from dataclasses import dataclass
-
 import torch
+
+from pretrain.memory_estimate import Bytes, zero_bytes
 
 STAGES = (0, 1, 2, 3)
 CATEGORIES = ("parameters", "gradients", "optimizer")
@@ -35,24 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="for the formula table")
     parser.add_argument("--measure-vocab", type=int, default=512,
                         help="vocabulary of the measured qwen-tiny (small keeps the run to seconds)")
-
-
-@dataclass(frozen=True)
-class Bytes:
-    parameters: float
-    gradients: float
-    optimizer: float
-
-
-def formula(parameters: int, stage: int, dp: int, precision: str = "fp32") -> Bytes:
-    """Per-rank bytes by the ZeRO paper, with DeepSpeed's fp32 master copy under ZeRO >= 1."""
-    weight = 4 if precision == "fp32" else 2
-    # In fp32, ZeRO-0 steps the module's parameters and ZeRO-3 its fp32 partition in place: the
-    # moments only. Otherwise an fp32 master copy (4 bytes) plus two moments (8): the paper's K = 12.
-    optimizer = 8 if precision == "fp32" and stage in (0, 3) else 12
-    return Bytes(parameters=weight * parameters / (dp if stage >= 3 else 1),
-                 gradients=weight * parameters / (dp if stage >= 2 else 1),
-                 optimizer=optimizer * parameters / (dp if stage >= 1 else 1))
 
 
 def _storage_bytes(tensors) -> int:
@@ -150,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     print("| ZeRO | parameters | gradients | optimizer state |")
     print("|---|---|---|---|")
     for stage in STAGES:
-        got, expected = measured[stage][0], formula(parameters, stage, args.dp)
+        got, expected = measured[stage][0], zero_bytes(parameters, stage, args.dp)
         cells = [f"{_mib(getattr(got, c))} ({_mib(getattr(expected, c))})" for c in CATEGORIES]
         print(f"| {stage} | " + " | ".join(cells) + " |")
     preset = load_config(None, [f"model.preset={args.preset}"]).model
@@ -159,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     print("| ZeRO | parameters | gradients | optimizer state | total |")
     print("|---|---|---|---|---|")
     for stage in STAGES:
-        expected = formula(total, stage, args.dp, args.precision)
+        expected = zero_bytes(total, stage, args.dp, args.precision)
         values = [getattr(expected, c) for c in CATEGORIES]
         print(f"| {stage} | " + " | ".join(f"{v / 2**30:,.1f}" for v in values) + f" | {sum(values) / 2**30:,.1f} |")
     return 0

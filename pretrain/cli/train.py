@@ -4,6 +4,7 @@ Examples:
   qwen-train --config examples/configs/qwen-tiny.yaml
   qwen-train --config examples/configs/qwen-tiny.yaml training.train_steps=20 checkpoint.dir=runs/ckpt
   torchrun --nproc-per-node 2 -m pretrain.cli.train --config ... parallel.tp=2
+  qwen-train --check --world-size 64 --gpu-memory 80GiB --config examples/configs/qwen-14b.yaml
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pretrain.cli.dispatch import positive_int
 from pretrain.config import ConfigError, load_config
 from pretrain.data.indexed_check import DatasetFileError
 
@@ -21,8 +23,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--config", help="YAML file mirroring pretrain.config.RunConfig")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="overrides applied after the file, e.g. training.train_steps=50")
-    parser.add_argument("--check", action="store_true", help="validate the config and data, then exit")
-    return parser.parse_args(argv)
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config and data, print the per-GPU memory estimate, then exit")
+    parser.add_argument("--world-size", type=positive_int, metavar="N",
+                        help="with --check: plan for N GPUs (a cluster this is not running on); "
+                             "data and checkpoint files are then not checked")
+    parser.add_argument("--gpu-memory", metavar="SIZE",
+                        help="with --check: memory per GPU, e.g. 80GiB (default: this GPU's, else 80GiB)")
+    args = parser.parse_args(argv)
+    if (args.world_size or args.gpu_memory) and not args.check:
+        parser.error("--world-size and --gpu-memory go with --check")
+    return args
 
 
 def _fail(message: str) -> int:
@@ -31,19 +42,48 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _check_memory(config, world_size: int, gpu_memory: str | None, planned: bool) -> int:
+    import torch
+
+    from pretrain.memory_estimate import GIB, USABLE_FRACTION, estimate, parse_gpu_memory
+
+    try:
+        if gpu_memory:
+            capacity = parse_gpu_memory(gpu_memory)
+        else:
+            capacity = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 80 * GIB
+    except ValueError as error:
+        return _fail(str(error))
+    parallel = config.parallel
+    dp = world_size // (parallel.tp * parallel.pp)
+    result = estimate(config, world_size)
+    print(f"qwen-train: layout tp {parallel.tp} x pp {parallel.pp} x dp {dp} = {world_size} GPUs, "
+          f"ZeRO-{parallel.zero_stage}, {config.training.precision}, recompute {parallel.recompute}, "
+          f"micro-batch {config.training.micro_batch_size} x seq {config.model.seq_length}")
+    print(f"qwen-train: memory estimate {result.describe()}; "
+          f"{USABLE_FRACTION:.0%} of {capacity / GIB:.0f} GiB is {USABLE_FRACTION * capacity / GIB:.1f} GiB")
+    if not result.fits(capacity):
+        return _fail(f"the estimate {result.total / GIB:.1f} GiB per GPU is over {USABLE_FRACTION:.0%} of "
+                     f"{capacity / GIB:.0f} GiB: raise parallel.tp/pp or zero_stage, turn on parallel.recompute, "
+                     "or lower training.micro_batch_size")
+    checked = "config valid (data and checkpoint files not checked: planned for another cluster)" if planned         else "config and data are valid"
+    print(f"qwen-train: {checked}; the layout fits")
+    return 0
+
+
 def run(argv=None) -> int:
     args = parse_args(argv)
     from pretrain.parallel.distributed import world_size_from_env
     from pretrain.validation import validate
 
+    world_size = args.world_size or world_size_from_env()
     try:
         config = load_config(args.config, args.overrides)
-        validate(config, world_size_from_env())
+        validate(config, world_size, check_files=args.world_size is None)
     except ConfigError as error:
         return _fail(str(error))
     if args.check:
-        print("qwen-train: config and data are valid")
-        return 0
+        return _check_memory(config, world_size, args.gpu_memory, planned=args.world_size is not None)
     from pretrain.training.loop import run_training
 
     try:

@@ -17,7 +17,8 @@ from pretrain.model.builder import build_model
 from pretrain.parallel.distributed import initialize_distributed
 from pretrain.parallel.sequence_parallel import sum_sequence_parallel_gradients
 from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
-from pretrain.training.metrics import MetricsLogger, device_peak_tflops, flops_per_token, memory_gib
+from pretrain.training.metrics import (MetricsLogger, device_peak_tflops, flops_per_token, memory_gib,
+                                      model_flops_utilization)
 from pretrain.training.pipeline import PipelineSchedule, masked_mean
 from pretrain.training.signals import StopRequest
 from tools.tokenizer import EOD_ID
@@ -187,14 +188,15 @@ class Trainer:
         training = self.config.training
         tokens_per_second = steps * training.global_batch_size * self.config.model.seq_length / elapsed
         world = self.launch.world_size
-        mfu = (tokens_per_second * self.flops_per_token / (self.peak_tflops * 1e12 * world)
-               if self.peak_tflops else float("nan"))
+        mfu, mfu_palm = (model_flops_utilization(tokens_per_second, flops, self.peak_tflops, world)
+                         for flops in (self.flops_per_token.causal, self.flops_per_token.palm))
         metrics = {"loss": loss, "lr": self.engine.get_lr()[0], "grad_norm": self.grad_norm,
-                   "tokens_per_second": tokens_per_second, "mfu": mfu, "memory_gib": memory_gib()}
+                   "tokens_per_second": tokens_per_second, "mfu": mfu, "mfu_palm": mfu_palm,
+                   "memory_gib": memory_gib()}
         self.log.log(self.state.step, metrics,
                      f"step {self.state.step:>6}/{training.train_steps} | loss {loss:.4f} | lr {metrics['lr']:.3e} | "
                      f"grad norm {metrics['grad_norm']:.3f} | {tokens_per_second:,.0f} tok/s | "
-                     f"MFU {100 * mfu:.2f}% | mem {metrics['memory_gib']:.2f} GiB")
+                     f"MFU {100 * mfu:.2f}% (PaLM count {100 * mfu_palm:.2f}%) | mem {metrics['memory_gib']:.2f} GiB")
 
     def _log_eval(self, result: TrainResult) -> None:
         loss = self.evaluate()
@@ -209,7 +211,8 @@ class Trainer:
         stop = StopRequest()
         self.resume()
         self.log.info(f"MFU peak: {self.peak_tflops:.2f} TFLOP/s per device ({self.peak_source}); "
-                      f"{self.flops_per_token:.3e} FLOPs per token")
+                      f"{self.flops_per_token.causal:.3e} FLOPs per token (6N + causal attention; "
+                      f"PaLM's count {self.flops_per_token.palm:.3e})")
         result = TrainResult()
         first_step = self.state.step
         window_start, window_steps = time.perf_counter(), 0
