@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--kernels", choices=("auto", "fused", "torch"), default="auto",
                         help="model.kernels for our model (auto: fused when already built)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures (tokens/s, both MFUs) to PATH")
 
 
 def _hf_model(model_config, dtype):
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from pretrain.model.builder import build_model
     from pretrain.parallel.distributed import initialize_distributed
     from pretrain.training.engine import build_engine, clip_and_measure
+    from pretrain.training.metrics import device_peak_tflops, flops_per_token, model_flops_utilization
     from pretrain.training.optimizer import build_optimizer
 
     batch = args.micro_batch
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     initialize_distributed(config.parallel, config.training.seed)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     engine = build_engine(build_model(config.model, config.parallel, args.precision), config, 1)
-    hf = _hf_model(config.model, dtype)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    hf = _hf_model(config.model, dtype).to(device)
     hf_optimizer = build_optimizer(hf, config.optimizer, offload=False)
 
     def ours_step(tokens, positions):
@@ -77,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(0)
     times = {"ours": [], "hf": []}
     for step in range(args.warmup + args.steps):
-        tokens = torch.randint(0, config.model.vocab_size, (batch, args.seq_length), generator=generator)
-        positions = torch.arange(args.seq_length).expand(batch, -1)
+        tokens = torch.randint(0, config.model.vocab_size, (batch, args.seq_length), generator=generator).to(device)
+        positions = torch.arange(args.seq_length, device=device).expand(batch, -1)
         for name, step_fn in (("ours", ours_step), ("hf", hf_step)):
             start = time.perf_counter()
             step_fn(tokens, positions)
+            if device.type == "cuda":  # the step's kernels are queued, not done, when it returns
+                torch.cuda.synchronize()
             if step >= args.warmup:
                 times[name].append(time.perf_counter() - start)
 
@@ -97,4 +103,19 @@ def run(args: argparse.Namespace) -> int:
                         ("hf", "transformers Qwen2ForCausalLM (SDPA) + torch AdamW")):
         print(f"| {label} | {parameters[name]:,} | {statistics.median(times[name]):.3f} | {rate[name]:,.0f} | "
               f"{rate[name] / rate['hf']:.2f}x |")
+    flops = flops_per_token(config.model)
+    peak, peak_source = device_peak_tflops(None)
+    mfu = {name: {"causal": model_flops_utilization(rate[name], flops.causal, peak, 1),
+                  "palm": model_flops_utilization(rate[name], flops.palm, peak, 1)} for name in rate}
+    print(f"\nMFU against {peak:.3g} TFLOP/s ({peak_source}): ours {100 * mfu['ours']['causal']:.1f}% "
+          f"(6N + causal attention, {flops.causal / 1e9:.2f} GFLOP/token), {100 * mfu['ours']['palm']:.1f}% "
+          f"(PaLM, {flops.palm / 1e9:.2f}); HF {100 * mfu['hf']['causal']:.1f}% / {100 * mfu['hf']['palm']:.1f}%")
+    if args.json:
+        figures = {"preset": args.preset, "seq_length": args.seq_length, "micro_batch": batch,
+                   "precision": args.precision, "kernels": args.kernels, "peak_tflops": peak,
+                   "peak_source": peak_source, "flops_per_token": {"causal": flops.causal, "palm": flops.palm},
+                   "tokens_per_second": rate, "step_seconds": {n: statistics.median(v) for n, v in times.items()},
+                   "mfu": mfu}
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=1)
     return 0
