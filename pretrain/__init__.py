@@ -5,11 +5,10 @@ Layers: ``config`` (typed settings) -> ``model`` (Qwen layer spec, GPTModel buil
 ``training`` (DeepSpeed engine, loop, metrics) -> ``checkpoint`` -> ``cli``.
 """
 
-import warnings
+from pretrain.library_noise import silence_known_noise
 
 __version__ = "0.1.0"
 
-# megatron-core warns at import that Transformer Engine and Apex are absent. Here they are optional
-# extras, used when installed, so on a machine without them the warning is noise that buries the
-# one-line errors of every command.
-warnings.filterwarnings("ignore", message=r".*(Transformer Engine|Apex).*not installed", category=UserWarning)
+# Library messages that bury the one-line errors and summaries of every command (the list, and why
+# each is harmless, is in library_noise); any other warning still shows.
+silence_known_noise()
