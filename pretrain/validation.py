@@ -91,14 +91,36 @@ def _data_problems(config: RunConfig) -> list[str]:
         problems.append(f"data.weights has {len(data.weights)} entries for {len(data.prefixes)} data.prefixes")
     elif data.weights is not None and any(not isinstance(w, (int, float)) or w <= 0 for w in data.weights):
         problems.append(f"data.weights must be positive numbers, got {data.weights}")
+    summaries = []
     for prefix in data.prefixes:
         try:
-            verify_indexed_dataset(str(prefix))
+            summaries.append(verify_indexed_dataset(str(prefix)))
         except DatasetFileError as error:
             problems.append(f"data.prefixes: {error}")
     split = data.split.split(",")
     if len(split) != 3 or not all(part.strip().replace(".", "", 1).isdigit() for part in split):
         problems.append(f"data.split {data.split!r} must be three comma-separated numbers (train,valid,test)")
+    elif not problems:
+        problems += _empty_split_problems(config, summaries)
+    return problems
+
+
+def _empty_split_problems(config: RunConfig, summaries: list) -> list[str]:
+    """A dataset whose share of a needed split rounds to no document would make megatron-core's
+    GPTDataset look for samples forever (its epochs hold no tokens): name it instead."""
+    from megatron.core.datasets.blended_megatron_dataset_config import (convert_split_vector_to_split_matrix,
+                                                                         parse_and_normalize_split)
+
+    needed = {"training": True, "validation": config.training.eval_iters > 0}
+    matrix = convert_split_vector_to_split_matrix(parse_and_normalize_split(config.data.split))
+    problems = []
+    for summary in summaries:
+        for (name, wanted), bounds in zip(needed.items(), matrix):
+            sequences = summary.num_sequences
+            if wanted and (bounds is None or round(bounds[1] * sequences) == round(bounds[0] * sequences)):
+                problems.append(f"data.prefixes: {summary.prefix}: its {sequences} documents leave the {name} "
+                                f"split of data.split {config.data.split} empty; give it a larger share "
+                                "(e.g. data.split=90,10,0) or more documents")
     return problems
 
 

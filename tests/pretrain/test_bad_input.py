@@ -80,3 +80,23 @@ def test_a_setting_outside_its_choices_names_them(capsys):
     assert qwen_train(["--check", "data.embedded_corpus=true", "checkpoint.layout_free=moments"]) == 2
     [line] = error_lines(capsys)
     assert "checkpoint.layout_free is 'moments'; choose one of full, weights" in line
+
+
+def test_a_dataset_too_small_for_the_validation_split_is_named_not_left_to_hang(tmp_path, capsys):
+    """11 documents at data.split 98,2,0 give validation round(0.22) = 0 documents, for which
+    megatron-core's GPTDataset would look for samples forever."""
+    import numpy as np
+    import torch
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    prefix = str(tmp_path / "small")
+    builder = IndexedDatasetBuilder(prefix + ".bin", dtype=np.int32)
+    for document in range(11):
+        builder.add_item(torch.arange(document, document + 40, dtype=torch.int32))
+        builder.end_document()
+    builder.finalize(prefix + ".idx")
+    assert qwen_train(["--check", f"data.prefixes=[{prefix}]"]) == 2
+    [line] = error_lines(capsys)
+    assert f"{prefix}: its 11 documents leave the validation split of data.split 98,2,0 empty" in line
+    assert qwen_train(["--check", f"data.prefixes=[{prefix}]", "data.split=90,10,0"]) == 0
+
