@@ -6,7 +6,8 @@ Examples:
       --temperature 0.8 --top-p 0.95 --seed 1
 
 With --prompt the continuation is printed as text; with --prompt-file (JSONL, one {"text": ...}
-per line) one JSON line {"prompt": ..., "completion": ...} per prompt. Timing goes to stderr.
+per line) one JSON line {"prompt": ..., "completion": ..., "completion_ids": [...]} per prompt (the new
+token ids, to compare with another implementation). Timing goes to stderr.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def run(argv=None) -> int:
             if args.prompt is not None:
                 print(completion, flush=True)
             else:
-                print(json.dumps({"prompt": request.texts[index], "completion": completion}, ensure_ascii=False),
-                      flush=True)
+                print(json.dumps({"prompt": request.texts[index], "completion": completion,
+                                  "completion_ids": [int(token) for token in tokens]}, ensure_ascii=False), flush=True)
         summary.add(generation, len(batch))
     print(f"qwen-generate: {loaded.checkpoint} ({args.dtype}, {request.device}); {len(request.prompts)} prompt(s); "
           f"NTK alpha {max(summary.alphas)} (max), LogN {'off' if args.no_logn else 'on'}; {summary}", file=sys.stderr)
