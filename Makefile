@@ -1,4 +1,4 @@
-# The two commands of the README. Each sets up .venv first (idempotent, see scripts/setup.sh).
+# The commands of the README. Each sets up .venv first (idempotent, see scripts/setup.sh).
 VENV ?= .venv
 CONFIG ?= examples/configs/qwen-tiny.yaml
 PYTEST_ARGS ?=
@@ -6,10 +6,14 @@ PYTEST_ARGS ?=
 # rebuilt by a system ninja of another version in every process.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup train test
+.PHONY: setup demo train test
 
 setup:
 	@bash scripts/setup.sh
+
+# Raw corpus -> data pipeline -> 2-process training -> HF export -> sample -> runs/demo/report.html.
+demo: setup
+	$(VENV)/bin/python -m pretrain.demo
 
 train: setup
 	$(VENV)/bin/qwen-train --config $(CONFIG)
