@@ -118,8 +118,10 @@ def _planned_steps(s: DemoSettings) -> int:
 
 
 def _trained_step(s: DemoSettings) -> int:
-    state = s.run_dir / "checkpoints" / "latest" / "train_state.json"
-    return _json(state)["step"] if state.is_file() else 0
+    """The step of the checkpoint that ``checkpoints/latest`` names (a file holding its directory name)."""
+    latest = s.run_dir / "checkpoints" / "latest"
+    state = s.run_dir / "checkpoints" / latest.read_text().strip() / "train_state.json" if latest.is_file() else None
+    return _json(state)["step"] if state is not None and state.is_file() else 0
 
 
 def _metrics(s: DemoSettings) -> list[dict]:

@@ -82,7 +82,8 @@ def test_the_loss_falls_and_validation_is_reported(demo):
     losses = [m["loss"] for m in metrics if "loss" in m]
     assert losses[-1] < losses[0] - 0.5, losses
     assert any("valid_ppl" in m for m in metrics)
-    config = (run_dir / "checkpoints" / "latest" / "config.yaml").read_text()
+    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
+    config = (run_dir / "checkpoints" / latest / "config.yaml").read_text()
     assert "zero_stage: 2" in config and "kernels: fused" in config
 
 

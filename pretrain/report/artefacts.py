@@ -14,6 +14,7 @@ describes what the run wrote. The layout is the demo's (``python -m pretrain.dem
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import yaml
 
 EXAMPLES_PER_REASON = 2
 EXCERPT_CHARS = 240
-_TAG = re.compile(r"<[^>]+>")
+_TAG = re.compile(r"<(style|script)\b.*?</\1>|<[^>]+>", re.DOTALL | re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
 
@@ -83,7 +84,7 @@ def _document_text(origin: str, text_field: str) -> str:
 
 
 def _excerpt(text: str, anchor: str | None = None) -> str:
-    plain = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    plain = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
     start = max(plain.find(anchor) - 80, 0) if anchor and anchor in plain else 0
     excerpt = plain[start:start + EXCERPT_CHARS]
     return ("..." if start else "") + excerpt + ("..." if start + EXCERPT_CHARS < len(plain) else "")
