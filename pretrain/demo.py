@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "demo"
-PROMPT = "def read_config(path):"
+PROMPTS = ("def read_config(path):", "Python（派森）语言是一种", "The libffi library provides")
 NEW_TOKENS = 32
 WARNING_LINE = re.compile(r"warn", re.IGNORECASE)
 
@@ -154,7 +154,7 @@ def _export_summary(s: DemoSettings) -> str:
 
 def _generate_command(s: DemoSettings) -> list[str]:
     prompts = s.run_dir / "prompts.jsonl"
-    prompts.write_text(json.dumps({"text": PROMPT}) + "\n", encoding="utf-8")
+    prompts.write_text("".join(json.dumps({"text": p}, ensure_ascii=False) + "\n" for p in PROMPTS), encoding="utf-8")
     return [_bin("qwen-generate"), "--checkpoint", str(s.run_dir / "checkpoints"), "--prompt-file", str(prompts),
             "--max-new-tokens", str(NEW_TOKENS)]
 

@@ -120,15 +120,17 @@ def test_greedy_generation_in_transformers_equals_qwen_generate(demo):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     run_dir, _ = demo
-    sample = json.loads((run_dir / "sample.jsonl").read_text().splitlines()[0])
+    samples = [json.loads(line) for line in (run_dir / "sample.jsonl").read_text().splitlines()]
+    assert len(samples) == 3  # code, Chinese and English prompts
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "hf", local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(run_dir / "hf", local_files_only=True, torch_dtype=torch.float32)
-    prompt = tokenizer(sample["prompt"], return_tensors="pt")
-    output = model.generate(**prompt, do_sample=False, max_new_tokens=len(sample["completion_ids"]))
-    new_ids = output[0, prompt["input_ids"].shape[1]:].tolist()
-    assert len(sample["completion_ids"]) > 0
-    assert new_ids == sample["completion_ids"]
-    assert tokenizer.decode(new_ids) == sample["completion"]
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "hf", local_files_only=True, dtype=torch.float32)
+    for sample in samples:
+        prompt = tokenizer(sample["prompt"], return_tensors="pt")
+        output = model.generate(**prompt, do_sample=False, max_new_tokens=len(sample["completion_ids"]))
+        new_ids = output[0, prompt["input_ids"].shape[1]:].tolist()
+        assert len(sample["completion_ids"]) > 0
+        assert new_ids == sample["completion_ids"], sample["prompt"]
+        assert tokenizer.decode(new_ids) == sample["completion"]
 
 
 def test_the_report_renders_in_chromium_without_errors_and_every_chart_decodes(demo, tmp_path):

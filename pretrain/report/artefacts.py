@@ -54,7 +54,7 @@ class Run:
     checkpoints: list[tuple[str, int]]  # step directory name, bytes
     full_copy_bytes: int
     export: list[tuple[str, int]]  # file name, bytes
-    sample: dict[str, Any] | None
+    samples: list[dict[str, Any]]  # prompt, completion
     steps: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,7 +96,8 @@ def _rule(stage: str, reason: str, details: dict[str, Any], parameters: dict[str
         return ("identical text (hash of the normalized text)", f"same hash as {details.get('partner_id')}",
                 f"keep {parameters.get('keep', 'first-seen')} copy")
     if reason == "near_duplicate":
-        return (f"MinHash/LSH Jaccard over {parameters.get('word_ngram', 5)}-word shingles",
+        return (f"MinHash/LSH Jaccard over {parameters.get('word_ngram', 5)}-word shingles "
+                f"({parameters.get('char_ngram', 5)}-character for CJK text)",
                 f"{details.get('similarity')} with {details.get('partner_id')}", f">= {parameters.get('threshold')}")
     if reason in ("benchmark_overlap", "split_too_many_times", "no_clean_fragment"):
         return (f"{parameters.get('n', 13)}-gram overlap with a benchmark ({parameters.get('mode')})",
@@ -162,5 +163,5 @@ def read_run(directory: Path) -> Run:
     return Run(directory=directory, stages=stages, sources=sources, removed=removed, rejected=rejected,
                leaked_items=leaked, metrics=_jsonl(metrics_file) if metrics_file.is_file() else [], config=config,
                checkpoints=checkpoints, full_copy_bytes=full_bytes, export=export,
-               sample=_jsonl(sample_file)[0] if sample_file.is_file() else None,
+               samples=_jsonl(sample_file) if sample_file.is_file() else [],
                steps=_json(demo)["steps"] if demo.is_file() else {})

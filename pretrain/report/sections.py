@@ -82,6 +82,8 @@ def removed_section(run: Run) -> Section:
                           for item in run.leaked_items)
         parts.append(f"Benchmark leaks found by decontamination: {leaks}.")
     if run.rejected:
+        parts.append(f"{len(run.rejected)} input line(s) rejected as unreadable, each kept in the stage's "
+                     "`rejected/` with its file, line and reason:")
         parts.append(Table(["stage", "file", "line", "error"],
                            [[r["stage"], r["file"], str(r["line"]), r["error"]] for r in run.rejected]))
     return Section("Removed and rejected documents", parts)
@@ -144,9 +146,9 @@ def export_section(run: Run) -> Section:
     hf = run.directory / "hf"
     parts: list = [f"Hugging Face directory: `{hf}` (loads offline with AutoTokenizer and AutoModelForCausalLM)."]
     parts.append(Table(["file", "size"], [[name, f"{size:,} B"] for name, size in run.export]))
-    if run.sample:
-        parts.append(f"qwen-generate, greedy, prompt `{run.sample['prompt']}`:")
-        parts.append(Table(["prompt", "completion"], [[run.sample["prompt"], run.sample["completion"]]]))
+    if run.samples:
+        parts.append("qwen-generate, greedy:")
+        parts.append(Table(["prompt", "completion"], [[s["prompt"], s["completion"]] for s in run.samples]))
     if run.steps:
         parts.append(Table(["demo step", "seconds"], [[name, f"{step['seconds']:.0f}"] for name, step in
                                                       run.steps.items()]))
