@@ -9,7 +9,8 @@ silenced at their source, see pretrain/library_noise.py). A step whose output is
 skipped and says so, so a rerun does nothing; delete ``RUN`` to start over. ``RUN/demo.json``
 records each step's command and seconds for the report.
 
-Usage: python -m pretrain.demo [--run-dir runs/demo] [--train-steps N]
+Usage (from the repository root; the corpus paths in examples/demo/pipeline.yaml are relative to it):
+    python -m pretrain.demo [--run-dir runs/demo] [--train-steps N]
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def _empty_split_problems(config: RunConfig, summaries: list) -> list[str]:
     for summary in summaries:
         for (name, wanted), bounds in zip(needed.items(), matrix):
             sequences = summary.num_sequences
-            if wanted and (bounds is None or round(bounds[1] * sequences) == round(bounds[0] * sequences)):
+            if wanted and bounds is not None and round(bounds[1] * sequences) == round(bounds[0] * sequences):
                 problems.append(f"data.prefixes: {summary.prefix}: its {sequences} documents leave the {name} "
                                 f"split of data.split {config.data.split} empty; give it a larger share "
                                 "(e.g. data.split=90,10,0) or more documents")

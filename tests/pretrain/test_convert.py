@@ -273,6 +273,8 @@ def test_to_hf_replaces_a_non_empty_output_only_with_force(trained, tmp_path, ca
     assert f"{output}: exists and is not empty (--force replaces it)" in error_line(capsys)
     assert (output / "notes.txt").read_text() == "keep me"
     assert convert("to-hf", trained, output, "--force") == 0
-    assert sorted(p.name for p in output.iterdir()) == ["config.json", "generation_config.json", "model.safetensors"]
+    assert sorted(p.name for p in output.iterdir()) == ["config.json", "generation_config.json", "model.safetensors",
+                                                        "special_tokens_map.json", "tokenizer.json",
+                                                        "tokenizer_config.json"]
     assert json.loads((output / "config.json").read_text())["torch_dtype"] == "bfloat16"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
