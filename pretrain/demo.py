@@ -237,7 +237,11 @@ def parse_args(argv=None) -> DemoSettings:
 
 
 def main(argv=None) -> None:
-    run_demo(parse_args(argv))
+    settings = parse_args(argv)
+    try:
+        run_demo(settings)
+    except KeyboardInterrupt:  # the step's command got the same SIGINT and ended on its own terms
+        raise SystemExit("demo: interrupted; run it again to resume (finished steps are skipped)") from None
 
 
 if __name__ == "__main__":
