@@ -134,7 +134,8 @@ def _train_summary(s: DemoSettings) -> str:
     metrics = _metrics(s)
     train = [m for m in metrics if "loss" in m]
     valid = [m for m in metrics if "valid_loss" in m]
-    line = f"{_trained_step(s)} steps on {s.processes} processes: loss {train[0]['loss']:.2f} -> {train[-1]['loss']:.2f}"
+    line = (f"{_trained_step(s)} steps on {s.processes} processes: "
+            f"loss {train[0]['loss']:.2f} -> {train[-1]['loss']:.2f}")
     if valid:
         line += f", validation loss {valid[-1]['valid_loss']:.2f} (perplexity {valid[-1]['valid_ppl']:,.0f})"
     return line + f", {train[-1]['tokens_per_second']:,.0f} tokens/s, MFU {100 * train[-1]['mfu']:.2f}%"

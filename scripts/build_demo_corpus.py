@@ -48,7 +48,8 @@ def web_documents() -> list[dict]:
     pages = [(path, "Expat (libffi, /usr/share/doc/libffi8/copyright)")
              for path in sorted((DOC / "libffi8/html").glob("*.html"))]
     xslt = DOC / "libxslt1-dev/html"
-    pages += [(path, "MIT (libxslt, /usr/share/doc/libxslt1-dev/copyright)") for path in sorted((xslt / "html").glob("*.html"))]
+    pages += [(path, "MIT (libxslt, /usr/share/doc/libxslt1-dev/copyright)")
+              for path in sorted((xslt / "html").glob("*.html"))]
     documents = []
     for path, license_name in pages:
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -139,7 +139,8 @@ def _checkpoints(directory: Path) -> tuple[list[tuple[str, int]], int, dict[str,
 def read_run(directory: Path) -> Run:
     data = directory / "data"
     summary = _json(data / "pipeline_summary.json")
-    pipeline = yaml.safe_load(Path(summary["config"]).read_text(encoding="utf-8")) if Path(summary["config"]).is_file() else {}
+    config_file = Path(summary["config"])
+    pipeline = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
     text_field = pipeline.get("text_field", "text")
     stages = summary["stages"]
     removed: dict[str, list[RemovedDocument]] = {}

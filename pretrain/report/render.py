@@ -15,7 +15,8 @@ body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: .85em; }
 th, td { border: 1px solid #ddd; padding: .3em .5em; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; } td.excerpt { font-family: monospace; font-size: .85em; min-width: 320px; overflow-wrap: anywhere; }
+th { background: #f4f4f4; }
+td.excerpt { font-family: monospace; font-size: .85em; min-width: 320px; overflow-wrap: anywhere; }
 td.number { text-align: right; white-space: nowrap; } figure { margin: 1em 0; }
 code { background: #f4f4f4; padding: 0 .2em; }
 """

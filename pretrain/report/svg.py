@@ -63,8 +63,9 @@ def stacked_bars(title: str, rows: list[tuple[str, dict[str, float]]], series: l
             if value <= 0:
                 continue
             segment = value / largest * plot_width
+            tooltip = f"{escape(label)}: {escape(name)} {value:,.0f}{escape(unit)}"
             body.append(f'<rect x="{x:.1f}" y="{y}" width="{max(segment, 1):.1f}" height="{bar_height}" '
-                        f'fill="{colors[name]}"><title>{escape(label)}: {escape(name)} {value:,.0f}{unit}</title></rect>')
+                        f'fill="{colors[name]}"><title>{tooltip}</title></rect>')
             x += segment
         body.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{sum(values.values()):,.0f}{escape(unit)}</text>')
     return _svg(width, height, body, title)
