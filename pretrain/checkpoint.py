@@ -95,27 +95,31 @@ def restore_rng_state(state: dict) -> None:
 
 
 class CheckpointStore:
-    def __init__(self, directory: str, rank: int, zero_stage: int, keep_last: int | None = None,
+    def __init__(self, directory: str, rank: int, zero_stage: int, precision: str, keep_last: int | None = None,
                  layout_free_moments: bool = True):
         self.directory = Path(directory)
         self.rank = rank
         self.zero_stage = zero_stage
+        self.precision = precision
         self.keep_last = keep_last
         self.layout_free_moments = layout_free_moments
+
+    def layout(self) -> dict:
+        return current_layout(self.zero_stage, self.precision)
 
     def saved_under_another_layout(self, tag: str) -> bool:
         """Another layout, or weights alone (imported, no DeepSpeed files): load from ``full/``."""
         layout = saved_layout(self.directory / tag)
         if layout is None:
             return False
-        current = current_layout(self.zero_stage)
+        current = self.layout()
         return layout.get("weights_only", False) or {key: layout.get(key) for key in current} != current
 
     def load_model_from_another_layout(self, module: torch.nn.Module, tag: str) -> str:
         """Weights into the module before DeepSpeed wraps it; returns a note naming both layouts."""
         load_full_model(module, self.directory / tag)
         return (f"{self.directory / tag} was saved under {saved_layout(self.directory / tag)}: "
-                f"resharded to {current_layout(self.zero_stage)}")
+                f"resharded to {self.layout()}")
 
     def complete_tags(self) -> list[str]:
         if not self.directory.is_dir():
@@ -148,7 +152,7 @@ class CheckpointStore:
         _barrier()
         engine.save_checkpoint(str(self.directory), tag=staging.name, client_state={"train_state": asdict(state)},
                                save_latest=False)
-        write_full_state(engine, staging / FULL_DIR, self.zero_stage, state.step, self.layout_free_moments)
+        write_full_state(engine, staging / FULL_DIR, self.layout(), state.step, self.layout_free_moments)
         (staging / "rng").mkdir(parents=True, exist_ok=True)
         torch.save(rng_state(), staging / "rng" / f"rank_{self.rank}.pt")
         _barrier()

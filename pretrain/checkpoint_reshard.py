@@ -53,10 +53,12 @@ def fit_vocab_rows(tensor: torch.Tensor, rows: int, vocab_size: int, name: str) 
     return torch.cat([tensor, tensor.new_zeros((rows - tensor.shape[0], *tensor.shape[1:]))])
 
 
-def current_layout(zero_stage: int) -> dict:
+def current_layout(zero_stage: int, precision: str) -> dict:
+    """What DeepSpeed's own files depend on. The precision is part of it: bf16 runs keep fp32
+    master weights in DeepSpeed's BF16/ZeRO optimizer files, fp32 runs in the module's."""
     return {"tp": parallel_state.get_tensor_model_parallel_world_size(),
             "pp": parallel_state.get_pipeline_model_parallel_world_size(),
-            "dp": parallel_state.get_data_parallel_world_size(), "zero_stage": zero_stage}
+            "dp": parallel_state.get_data_parallel_world_size(), "zero_stage": zero_stage, "precision": precision}
 
 
 def saved_layout(checkpoint: Path) -> dict | None:
@@ -142,12 +144,13 @@ def write_full_model(directory: Path, model: dict[str, torch.Tensor]) -> None:
     are no DeepSpeed files beside it, so it never equals a run's layout and every run, a
     single-process one included, loads it from here."""
     _write_stage(directory, 0, {"model": model, **{key: {} for key in MOMENTS}}, None,
-                 {"tp": 1, "pp": 1, "dp": 1, "zero_stage": 0, "weights_only": True})
+                 {"tp": 1, "pp": 1, "dp": 1, "zero_stage": 0, "precision": "fp32", "weights_only": True})
 
 
-def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: int, moments: bool = True) -> None:
-    """Collective over all ranks; one file per pipeline stage. Without ``moments`` only the weights
-    and the schedule are written, and the layout says so."""
+def write_full_state(engine, directory: Path, layout: dict, optimizer_steps: int, moments: bool = True) -> None:
+    """Collective over all ranks; one file per pipeline stage, recording ``layout`` (this run's
+    :func:`current_layout`). Without ``moments`` only the weights and the schedule are written, and
+    the layout says so."""
     tensors: dict[str, dict[str, torch.Tensor]] = {"model": {}, **{key: {} for key in MOMENTS}}
     moments = moments and optimizer_steps > 0  # no Adam moments before the first step
     keys = [None, *MOMENTS] if moments else [None]
@@ -159,7 +162,7 @@ def write_full_state(engine, directory: Path, zero_stage: int, optimizer_steps: 
             shape = getattr(parameter, "ds_shape", parameter.shape)  # ZeRO-3 empties parameter.data
             tensors[key or "model"][name] = _gather_tp(value.detach().float().reshape(shape), parameter).cpu()
     if parallel_state.get_tensor_model_parallel_rank() == 0 and parallel_state.get_data_parallel_rank() == 0:
-        layout = current_layout(zero_stage) | ({} if moments or optimizer_steps == 0 else {"moments": False})
+        layout = layout | ({} if moments or optimizer_steps == 0 else {"moments": False})
         _write_stage(directory, parallel_state.get_pipeline_model_parallel_rank(), tensors,
                      engine.lr_scheduler.state_dict(), layout)
 
@@ -234,7 +237,9 @@ def load_full_optimizer(engine, checkpoint: Path, optimizer_steps: int) -> None:
         state = base.state[flat]
         for key in MOMENTS:
             state.setdefault(key, torch.zeros_like(flat))
-        state["step"] = torch.tensor(float(optimizer_steps))
+        # A fused AdamW keeps its step count on the parameters' device.
+        step_device = flat.device if base.defaults.get("fused") or base.defaults.get("capturable") else "cpu"
+        state["step"] = torch.tensor(float(optimizer_steps), device=step_device)
     _link_moments(engine)
     vocab_size = _saved_vocab_size(checkpoint)
     for name, parameter in _global_names(engine.module).items():

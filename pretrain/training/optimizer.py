@@ -36,7 +36,9 @@ def build_optimizer(model: torch.nn.Module, optimizer: OptimizerConfig, offload:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
-    return torch.optim.AdamW(groups, **kwargs)
+    # torch's fused kernel (CUDA and CPU) instead of a loop of per-tensor ops, so the CPU tests run
+    # the path a GPU run takes.
+    return torch.optim.AdamW(groups, fused=True, **kwargs)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimizerConfig, train_steps: int):
