@@ -1,5 +1,11 @@
 """Core attention for the Qwen layer: flash-attn on GPU when installed, else torch SDPA.
 
+On CUDA, SDPA is asked for its kernels in the order flash, cuDNN, memory-efficient, math; it takes
+the first that supports the inputs (flash and cuDNN need bf16/fp16, so an fp32 run gets the
+memory-efficient kernel). flash-attn itself only computes in bf16/fp16: other dtypes go to SDPA.
+Every backend computes the same softmax(q k^T * scale) v, which tests compare on CPU (SDPA and
+megatron's unfused attention).
+
 Both subclass megatron-core's ``DotProductAttention`` (the unfused fallback) so they share its
 per-partition head arithmetic and plug into ``SelfAttentionSubmodules.core_attention``. Inputs are
 megatron's [seq, batch, heads, head_dim]; the output is [seq, batch, heads * head_dim].
@@ -14,6 +20,11 @@ import torch.nn.functional as F
 from megatron.core import tensor_parallel
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+FLASH_ATTN_DTYPES = (torch.bfloat16, torch.float16)
+_CUDA_SDPA_PRIORITY = [SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                       SDPBackend.MATH]
 
 
 def flash_attn_installed() -> bool:
@@ -42,6 +53,12 @@ class SDPACoreAttention(DotProductAttention):
         return context.permute(2, 0, 1, 3).reshape(query.size(0), query.size(1), self.hidden_size_per_partition)
 
     def _attend(self, q, k, v, attention_mask, causal, dropout):
+        if q.is_cuda:
+            with sdpa_kernel(_CUDA_SDPA_PRIORITY, set_priority=True):
+                return self._sdpa(q, k, v, attention_mask, causal, dropout)
+        return self._sdpa(q, k, v, attention_mask, causal, dropout)
+
+    def _sdpa(self, q, k, v, attention_mask, causal, dropout):
         # As in megatron's unfused attention, a mask that is given is the whole mask, causal part
         # included (generation passes one for left-padded prompts); training passes none.
         if causal and attention_mask is None:
@@ -52,14 +69,14 @@ class SDPACoreAttention(DotProductAttention):
 
 
 class FlashCoreAttention(SDPACoreAttention):
-    """flash-attn's kernel for causal attention on CUDA; SDPA for anything else (an explicit mask
-    included)."""
+    """flash-attn's kernel for causal bf16/fp16 attention on CUDA; SDPA for anything else (fp32, an
+    explicit mask included)."""
 
     def forward(self, query, key, value, attention_mask, attn_mask_type=None, attention_bias=None,
                 packed_seq_params=None):
         mask_type = attn_mask_type or self.attn_mask_type
-        if (not query.is_cuda or mask_type != AttnMaskType.causal or packed_seq_params is not None
-                or attention_mask is not None):
+        if (not query.is_cuda or query.dtype not in FLASH_ATTN_DTYPES or mask_type != AttnMaskType.causal
+                or packed_seq_params is not None or attention_mask is not None):
             return super().forward(query, key, value, attention_mask, attn_mask_type, attention_bias,
                                    packed_seq_params)
         from flash_attn import flash_attn_func

@@ -85,8 +85,10 @@ def qwen_reference_logits(weights: dict, tokens: torch.Tensor, model: ModelConfi
     return hidden @ weights["output_layer.weight"].T
 
 
-def test_forward_equals_a_plain_pytorch_qwen(single_process_groups):
-    model_config = preset("qwen-tiny", seq_length=24)
+# The two attention backends that run on a CPU compute the same thing (flash-attn needs CUDA).
+@pytest.mark.parametrize("attention_backend", ["sdpa", "unfused"])
+def test_forward_equals_a_plain_pytorch_qwen(attention_backend, single_process_groups):
+    model_config = preset("qwen-tiny", seq_length=24, attention_backend=attention_backend)
     model = build_model(model_config, ParallelConfig()).eval()
     # Random (not initial) norms and biases, so every term of the math is exercised.
     with torch.no_grad():
@@ -95,8 +97,11 @@ def test_forward_equals_a_plain_pytorch_qwen(single_process_groups):
                 parameter.copy_(torch.randn_like(parameter) * 0.5 + (1.0 if "norm" in name else 0.0))
     tokens = torch.randint(0, 151_851, (2, 24))
     positions = torch.arange(24).expand(2, 24)
+    # megatron's unfused attention builds its default causal mask on device="cuda"; given one (True
+    # where attention is not allowed), it runs on a CPU too.
+    mask = torch.ones(24, 24, dtype=torch.bool).triu(1).view(1, 1, 24, 24) if attention_backend == "unfused" else None
     with torch.no_grad():
-        logits = model(tokens, positions, None)
+        logits = model(tokens, positions, mask)
         weights = {name: p.detach() for name, p in model.named_parameters()}
         expected = qwen_reference_logits(weights, tokens, model_config)
     assert logits.shape == (2, 24, 151_936)
