@@ -1,10 +1,7 @@
 """Training and validation data: megatron-core's GPTDataset blended over .bin/.idx prefixes.
 
 Every rank builds the same blended datasets (megatron-core builds the index cache on rank 0 and
-the others read it). Batches are cut from a global sample order: step ``s`` of a run consumes samples
-``[s * global_batch, (s + 1) * global_batch)``, split into micro-batches, and data-parallel rank
-``r`` takes its slice of each, so the data position is a single integer that checkpoints restore and
-every layout trains on the same samples.
+the others read it). :mod:`pretrain.data.batches` cuts them into micro-batches.
 """
 
 from __future__ import annotations
@@ -75,13 +72,3 @@ def build_datasets(config: RunConfig, prefixes: list[str], weights: list[float] 
     )
     train, valid, _ = BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, dataset_config).build()
     return TrainingData(train=train, valid=valid)
-
-
-def micro_batches(dataset, first_sample: int, global_batch: int, micro_batch: int, dp_rank: int, dp_size: int):
-    """This rank's micro-batches of the global batch starting at ``first_sample``."""
-    per_round = micro_batch * dp_size
-    for start in range(first_sample, first_sample + global_batch, per_round):
-        begin = start + dp_rank * micro_batch
-        samples = [dataset[index] for index in range(begin, begin + micro_batch)]
-        yield {key: torch.stack([torch.as_tensor(sample[key]) for sample in samples])
-               for key in ("tokens", "labels", "loss_mask", "position_ids")}

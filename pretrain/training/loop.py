@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -11,16 +10,18 @@ import torch
 from pretrain.checkpoint import CheckpointStore, TrainState, resolve_checkpoint
 from pretrain.checkpoint_reshard import load_full_model
 from pretrain.config import CHECKPOINT_CONFIG_FILE, RunConfig, saved_run_config
-from pretrain.data.datasets import build_datasets, micro_batches
+from pretrain.data.batches import MicroBatchSampler, micro_batches, prefetching_loader
+from pretrain.data.datasets import build_datasets
 from pretrain.data.embedded import build_embedded_corpus
 from pretrain.model.builder import build_model
-from pretrain.parallel.distributed import initialize_distributed
+from pretrain.parallel.distributed import initialize_distributed, io_phase, local_device
 from pretrain.parallel.sequence_parallel import sum_sequence_parallel_gradients
 from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
 from pretrain.training.metrics import (MetricsLogger, device_peak_tflops, flops_per_token, memory_gib,
                                       model_flops_utilization)
 from pretrain.training.pipeline import PipelineSchedule, masked_mean
 from pretrain.training.signals import StopRequest
+from pretrain.training.step_metrics import IntervalReading, StepMetrics, ThroughputWindow
 from tools.tokenizer import EOD_ID
 
 
@@ -39,7 +40,7 @@ class Trainer:
 
         self.config = config
         self.launch = initialize_distributed(config.parallel, config.training.seed)
-        self.device = torch.device("cuda", self.launch.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        self.device = local_device()
         self.dp_rank = parallel_state.get_data_parallel_rank()
         self.dp_size = parallel_state.get_data_parallel_world_size()
         self.dp_group = parallel_state.get_data_parallel_group()
@@ -48,31 +49,38 @@ class Trainer:
         self.log.info(f"world size {self.launch.world_size} = tp {config.parallel.tp} x pp {config.parallel.pp} "
                       f"x dp {self.dp_size} (ZeRO stage {config.parallel.zero_stage})")
 
-        prefixes, weights = config.data.prefixes, config.data.weights
-        if not prefixes:
-            cache_dir = config.data.cache_dir or ".cache/qwen-pretrain"
-            # One tokenizing rank per node; the others then find the finished files.
-            if self.launch.local_rank == 0:
-                build_embedded_corpus(cache_dir)
-            torch.distributed.barrier()
-            prefixes, weights = build_embedded_corpus(cache_dir)
-            self.log.info(f"data: embedded corpus {prefixes} weights {weights}")
-        self.data = build_datasets(config, prefixes, weights, EOD_ID)
+        with io_phase(config.parallel):
+            self.data = self._build_data()
         model = build_model(config.model, config.parallel, config.training.precision)
         if config.parallel.sequence_parallel:
             sum_sequence_parallel_gradients(model)
-        self.store = (CheckpointStore(config.checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
-                                      config.checkpoint.keep_last, config.checkpoint.layout_free == "full")
-                      if config.checkpoint.dir else None)
+        checkpoint = config.checkpoint
+        self.store = (CheckpointStore(checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
+                                      config.training.precision, checkpoint.keep_last, checkpoint.layout_free == "full")
+                      if checkpoint.dir else None)
         self.resume_tag, self.resharded = self._find_resume_tag(model)
         self._load_init_weights(model)
         self.engine = build_engine(model, config, self.dp_size)
         self.pipeline = (PipelineSchedule(self.engine, config.model.seq_length, config.training.micro_batch_size)
                          if config.parallel.pp > 1 else None)
         self.state = TrainState()
-        self.grad_norm = 0.0
+        self.accumulation = config.training.global_batch_size // (config.training.micro_batch_size * self.dp_size)
+        self.train_batches = None  # the prefetching iterator, from the data position on (run())
+        self.grad_norm: torch.Tensor | float = 0.0
         self.peak_tflops, self.peak_source = device_peak_tflops(config.logging.peak_tflops)
         self.flops_per_token = flops_per_token(config.model)
+
+    def _build_data(self):
+        prefixes, weights = self.config.data.prefixes, self.config.data.weights
+        if not prefixes:
+            cache_dir = self.config.data.cache_dir or ".cache/qwen-pretrain"
+            # One tokenizing rank per node; the others then find the finished files.
+            if self.launch.local_rank == 0:
+                build_embedded_corpus(cache_dir)
+            torch.distributed.barrier()
+            prefixes, weights = build_embedded_corpus(cache_dir)
+            self.log.info(f"data: embedded corpus {prefixes} weights {weights}")
+        return build_datasets(self.config, prefixes, weights, EOD_ID)
 
     def _to_device(self, batch: dict) -> dict:
         return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
@@ -88,19 +96,29 @@ class Trainer:
         per_token = self.engine(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
         return masked_mean(per_token, batch["loss_mask"])
 
-    def _batches(self, dataset, first_sample: int) -> list[dict]:
+    def _sampler(self, first_sample: int, end_sample: int) -> MicroBatchSampler:
         training = self.config.training
-        return [self._to_device(batch) for batch in micro_batches(
-            dataset, first_sample, training.global_batch_size, training.micro_batch_size, self.dp_rank, self.dp_size)]
+        return MicroBatchSampler(first_sample, end_sample, training.global_batch_size, training.micro_batch_size,
+                                 self.dp_rank, self.dp_size)
+
+    def _batches(self, dataset, first_sample: int) -> list[dict]:
+        sampler = self._sampler(first_sample, first_sample + self.config.training.global_batch_size)
+        return [self._to_device(batch) for batch in micro_batches(dataset, sampler)]
+
+    def _prefetching_train_batches(self):
+        training = self.config.training
+        sampler = self._sampler(self.state.consumed_samples, training.train_steps * training.global_batch_size)
+        return iter(prefetching_loader(self.data.train, sampler, self.config.data.num_workers))
 
     def _optimizer_step(self) -> None:
         if self.engine.is_gradient_accumulation_boundary() and not deepspeed_reports_grad_norm(self.config):
             self.grad_norm = clip_and_measure(self.engine, self.config.optimizer.clip_grad)
         self.engine.step()
 
-    def train_step(self) -> float:
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step on the next global batch; its loss on this rank stays on the device."""
         training = self.config.training
-        batches = self._batches(self.data.train, self.state.consumed_samples)
+        batches = [self._to_device(next(self.train_batches)) for _ in range(self.accumulation)]
         if self.pipeline:
             loss = self.pipeline.forward_backward(batches)
             self._optimizer_step()
@@ -112,10 +130,11 @@ class Trainer:
                 self._optimizer_step()
                 loss += micro_loss.detach().float() / len(batches)
         if deepspeed_reports_grad_norm(self.config):
-            self.grad_norm = float(self.engine.get_global_grad_norm() or 0.0)
+            norm = self.engine.get_global_grad_norm()  # a device tensor: not read here
+            self.grad_norm = 0.0 if norm is None else norm
         self.state.step += 1
         self.state.consumed_samples += training.global_batch_size
-        return self._dp_mean(loss)
+        return loss
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -172,7 +191,8 @@ class Trainer:
     def resume(self) -> None:
         if self.resume_tag is None:
             return
-        self.state, notes = self.store.load(self.engine, self.resume_tag, self.resharded)
+        with io_phase(self.config.parallel):
+            self.state, notes = self.store.load(self.engine, self.resume_tag, self.resharded)
         for note in notes:
             self.log.info(f"checkpoint: {note}")
         self.log.info(f"checkpoint: resumed from {self.store.directory / self.resume_tag} at step {self.state.step}")
@@ -180,17 +200,21 @@ class Trainer:
     def save(self) -> str | None:
         if self.store is None:
             return None
-        path = self.store.save(self.engine, self.state, self.config.to_yaml())
+        with io_phase(self.config.parallel):
+            path = self.store.save(self.engine, self.state, self.config.to_yaml())
         self.log.info(f"checkpoint: saved {path}")
         return str(path)
 
-    def _log_step(self, loss: float, elapsed: float, steps: int) -> None:
+    def _log_step(self, reading: IntervalReading, window: ThroughputWindow) -> None:
+        """Rank 0 logs the interval: its mean loss (each step's is in the TrainResult), the last
+        gradient norm, and the throughput of its training time."""
         training = self.config.training
-        tokens_per_second = steps * training.global_batch_size * self.config.model.seq_length / elapsed
+        loss = sum(reading.losses.values()) / len(reading.losses)
+        tokens_per_second = window.steps * training.global_batch_size * self.config.model.seq_length / window.seconds()
         world = self.launch.world_size
         mfu, mfu_palm = (model_flops_utilization(tokens_per_second, flops, self.peak_tflops, world)
                          for flops in (self.flops_per_token.causal, self.flops_per_token.palm))
-        metrics = {"loss": loss, "lr": self.engine.get_lr()[0], "grad_norm": self.grad_norm,
+        metrics = {"loss": loss, "lr": self.engine.get_lr()[0], "grad_norm": reading.grad_norm,
                    "tokens_per_second": tokens_per_second, "mfu": mfu, "mfu_palm": mfu_palm,
                    "memory_gib": memory_gib()}
         self.log.log(self.state.step, metrics,
@@ -207,6 +231,8 @@ class Trainer:
                      f"step {self.state.step:>6} | validation loss {loss:.4f} | perplexity {math.exp(min(loss, 50.0)):.2f}")
 
     def run(self) -> TrainResult:
+        """Train to ``training.train_steps``. The host reads the device only at log intervals (the
+        losses, gradient norm and stop flag together), at evaluation and at checkpoints."""
         training, checkpoint = self.config.training, self.config.checkpoint
         stop = StopRequest()
         self.resume()
@@ -215,26 +241,34 @@ class Trainer:
                       f"PaLM's count {self.flops_per_token.palm:.3e})")
         result = TrainResult()
         first_step = self.state.step
-        window_start, window_steps = time.perf_counter(), 0
+        self.train_batches = self._prefetching_train_batches()
+        metrics, window = StepMetrics(self.dp_group, self.dp_size), ThroughputWindow()
         while self.state.step < training.train_steps:
             loss = self.train_step()
-            result.losses[self.state.step] = loss
-            window_steps += 1
+            metrics.record(self.state.step, loss, self.grad_norm)
+            window.count_step()
+            stopping = False
             if self.state.step % training.log_interval == 0 or self.state.step == training.train_steps:
-                self._log_step(loss, time.perf_counter() - window_start, window_steps)
-                window_start, window_steps = time.perf_counter(), 0
+                reading = metrics.read(stop.reduced_flag(self.device))
+                result.losses.update(reading.losses)
+                self._log_step(reading, window)
+                window.restart()
+                stopping = stop.agreed(reading.stop)
             if self.state.step % training.eval_interval == 0:
-                self._log_eval(result)
-            if stop.agreed():
+                with window.excluding():
+                    self._log_eval(result)
+            if stopping:
                 result.stopped_by = stop.signal_name
                 self.log.info(f"received {stop.signal_name}: checkpointing at step {self.state.step} and stopping")
                 break
             if checkpoint.save_interval and self.state.step % checkpoint.save_interval == 0 \
                     and self.state.step < training.train_steps:
-                result.checkpoint = self.save()
+                with window.excluding():
+                    result.checkpoint = self.save()
         else:
             if self.state.step > first_step and training.train_steps % training.eval_interval:
                 self._log_eval(result)
+        self.train_batches = None  # ends the loader's workers
         # A run resumed at its last step has nothing new to evaluate or save.
         if self.state.step > first_step:
             result.checkpoint = self.save() or result.checkpoint

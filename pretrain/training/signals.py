@@ -16,12 +16,15 @@ class StopRequest:
     def _handle(self, signum, frame) -> None:
         self.signal_name = signal.Signals(signum).name
 
-    def agreed(self) -> bool:
-        """True on every rank once any rank got a signal, so all stop after the same step."""
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    def reduced_flag(self, device: torch.device) -> torch.Tensor:
+        """1.0 on every rank once any rank got a signal (MAX over all ranks), left on the device: the
+        caller reads it with the step metrics in one host sync, and all ranks stop after the same step."""
         flag = torch.tensor([1.0 if self.signal_name else 0.0], device=device)
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        if flag.item() and self.signal_name is None:
+        return flag
+
+    def agreed(self, reduced_flag: float) -> bool:
+        if reduced_flag and self.signal_name is None:
             self.signal_name = "peer"
-        return bool(flag.item())
+        return bool(reduced_flag)
