@@ -29,7 +29,8 @@ def _submit(cluster: SlurmCluster, tmp_path: Path, env: dict[str, str], args: li
     output = tmp_path / "job.out"
     # The job runs the console scripts of the environment running the tests.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    job = cluster.sbatch(SCRIPT, options=["--nodes=2", "--time=3", f"--output={output}", f"--chdir={ROOT}"],
+    job = cluster.sbatch(SCRIPT, options=["--nodes=2", "--cpus-per-task=2", "--time=3", f"--output={output}",
+                                          f"--chdir={ROOT}"],
                          args=args, env={"PATH": path, "CONFIG": str(CONFIG), "MASTER_PORT": str(free_port()), **env})
     state = cluster.wait(job, JOB_TIMEOUT_S)
     return state, output.read_text() if output.exists() else "(no job output)"
@@ -43,6 +44,8 @@ def _train(cluster: SlurmCluster, tmp_path: Path, env: dict[str, str]) -> str:
     state, log = _submit(cluster, tmp_path, env, overrides)
     assert state == "COMPLETED", f"job ended {state}:\n{log[-4000:]}"
     _assert_trained_once(log, run)
+    # sbatch's CPUs reach the step, shared by the ranks of a task (one here).
+    assert "2 CPU(s) per task, 2 thread(s) per rank" in log, log[:2000]
     return log
 
 

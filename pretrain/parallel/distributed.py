@@ -3,13 +3,21 @@
 The launcher is read from the environment: torchrun and the ``deepspeed`` launcher set
 RANK/WORLD_SIZE/LOCAL_RANK; ``srun python ...`` sets SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; with
 neither, the run is a single process on a free local port.
+
+Each rank takes GPU ``local_rank % device_count()``: under ``srun --gpus-per-task=1`` every task sees
+one GPU (index 0) whatever its local rank. megatron-core's duplicate gloo groups (for its own
+distributed optimizer's checkpoints, which DeepSpeed replaces here) are not created. Collectives time
+out after ``parallel.timeout_minutes``, raised to ``io_timeout_minutes`` around the phases where
+ranks wait for one rank's files (:func:`io_phase`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 
@@ -55,7 +63,12 @@ def initialize_distributed(parallel: ParallelConfig, seed: int) -> LaunchEnv:
         raise RuntimeError("MASTER_ADDR and MASTER_PORT must be set for a multi-process run "
                            "(torchrun sets them; see examples/slurm/ for SLURM)")
     if not on_cpu:
-        torch.cuda.set_device(launch.local_rank)
+        if parallel.tp > 1:
+            # megatron's tensor-parallel layers queue their all-reduce / reduce-scatter before the
+            # weight-gradient GEMM so the two overlap; one hardware queue keeps that order. Read when
+            # CUDA starts, so it is set before the first CUDA call.
+            os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "1")
+        torch.cuda.set_device(launch.local_rank % torch.cuda.device_count())
 
     import deepspeed
     from megatron.core import parallel_state
@@ -63,13 +76,34 @@ def initialize_distributed(parallel: ParallelConfig, seed: int) -> LaunchEnv:
 
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend="gloo" if on_cpu else "nccl", auto_mpi_discovery=False,
-                                   verbose=False)
+                                   verbose=False, timeout=timedelta(minutes=parallel.timeout_minutes))
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(
-            tensor_model_parallel_size=parallel.tp, pipeline_model_parallel_size=parallel.pp)
+            tensor_model_parallel_size=parallel.tp, pipeline_model_parallel_size=parallel.pp,
+            distributed_timeout_minutes=parallel.timeout_minutes, create_gloo_process_groups=False)
     torch.manual_seed(seed)
     model_parallel_cuda_manual_seed(seed)
     return launch
+
+
+def local_device() -> torch.device:
+    """This rank's GPU (chosen by :func:`initialize_distributed`), or the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def io_phase(parallel: ParallelConfig):
+    """The default group's collectives (the barriers where ranks wait for rank 0's dataset index or
+    checkpoint files, DeepSpeed's and megatron-core's included) time out after ``io_timeout_minutes``
+    inside this block, ``timeout_minutes`` again after it (torch's ``_set_pg_timeout``, as torchtitan
+    sets its start-up and training timeouts)."""
+    from torch.distributed.distributed_c10d import _set_pg_timeout
+
+    _set_pg_timeout(timedelta(minutes=parallel.io_timeout_minutes))
+    try:
+        yield
+    finally:
+        _set_pg_timeout(timedelta(minutes=parallel.timeout_minutes))
 
 
 def destroy_distributed() -> None:
