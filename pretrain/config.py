@@ -46,9 +46,20 @@ class ParallelConfig:
     tp: int = 1
     pp: int = 1
     zero_stage: int = 0
+    # DeepSpeed ZeRO communication (docs/parallelism.md): reduce gradients in buckets while the
+    # backward pass still runs, into one contiguous buffer; sizes are in elements.
+    zero_overlap_comm: bool = True
+    zero_contiguous_gradients: bool = True
+    zero_reduce_bucket_size: int = 50_000_000
+    zero_allgather_bucket_size: int = 50_000_000
+    zero_prefetch_bucket_size: int = 50_000_000  # ZeRO-3: parameters gathered ahead of their layer
     sequence_parallel: bool = False
     offload_optimizer: bool = False
     recompute: str = "none"  # none | selective | full
+    # Collectives that take longer abort the run: training steps, and the phases where ranks wait
+    # for one rank's file I/O (dataset index builds, checkpoint saves and loads).
+    timeout_minutes: int = 10
+    io_timeout_minutes: int = 60
 
 
 @dataclass
@@ -71,6 +82,7 @@ class DataConfig:
     embedded_corpus: bool = False  # build a corpus from the Python standard library when no prefixes
     split: str = "98,2,0"
     cache_dir: Optional[str] = None  # GPTDataset index cache; default <logging.dir>/data_cache
+    num_workers: int = 2  # DataLoader processes per rank building the next micro-batches (0: none)
 
 
 @dataclass

@@ -30,6 +30,9 @@ def _model_problems(config: RunConfig) -> list[str]:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             problems.append(f"{name} is {value!r}; choose one of {', '.join(allowed)}")
+    if model.attention_backend == "flash" and config.training.precision != "bf16":
+        problems.append(f"model.attention_backend flash needs training.precision bf16 (flash-attn computes in "
+                        f"bf16/fp16 only; {config.training.precision} runs take sdpa or auto)")
     return problems
 
 
@@ -42,6 +45,10 @@ def _layout_problems(config: RunConfig, world_size: int) -> list[str]:
         problems.append(f"parallel.zero_stage {parallel.zero_stage} with parallel.pp {parallel.pp}: DeepSpeed's "
                         "ZeRO-2/3 partition gradients, which pipeline parallelism cannot use; "
                         "use zero_stage <= 1 with pp > 1, or pp 1")
+    for name in ("zero_reduce_bucket_size", "zero_allgather_bucket_size", "zero_prefetch_bucket_size",
+                 "timeout_minutes", "io_timeout_minutes"):
+        if getattr(parallel, name) <= 0:
+            problems.append(f"parallel.{name} must be positive, got {getattr(parallel, name)}")
     if parallel.offload_optimizer and parallel.zero_stage == 0:
         problems.append("parallel.offload_optimizer needs parallel.zero_stage >= 1")
     if parallel.sequence_parallel and parallel.tp == 1:
@@ -71,8 +78,10 @@ def _training_problems(config: RunConfig) -> list[str]:
                         ("model.seq_length", config.model.seq_length)):
         if value <= 0:
             problems.append(f"{name} must be positive, got {value}")
-    if optimizer.warmup_steps < 0:
-        problems.append(f"optimizer.warmup_steps must not be negative, got {optimizer.warmup_steps}")
+    for name, value in (("optimizer.warmup_steps", optimizer.warmup_steps),
+                        ("data.num_workers", config.data.num_workers)):
+        if value < 0:
+            problems.append(f"{name} must not be negative, got {value}")
     if config.checkpoint.save_interval is not None and config.checkpoint.dir is None:
         problems.append("checkpoint.save_interval is set but checkpoint.dir is not")
     if config.checkpoint.keep_last is not None and config.checkpoint.keep_last < 1:

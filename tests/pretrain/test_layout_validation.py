@@ -23,6 +23,11 @@ INVALID_LAYOUTS = {
     "batch not divisible by dp": (8, ["training.micro_batch_size=1", "training.global_batch_size=4"],
                                   "training.global_batch_size 4 is not a multiple of training.micro_batch_size x "
                                   "data-parallel size = 1 x 8 = 8"),
+    "flash-attn in fp32": (1, ["model.attention_backend=flash", "training.precision=fp32"],
+                           "model.attention_backend flash needs training.precision bf16"),
+    "empty ZeRO bucket": (1, ["parallel.zero_reduce_bucket_size=0"],
+                          "parallel.zero_reduce_bucket_size must be positive, got 0"),
+    "negative loader workers": (1, ["data.num_workers=-1"], "data.num_workers must not be negative, got -1"),
 }
 
 
