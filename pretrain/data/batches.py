@@ -8,7 +8,8 @@ layout trains on the same samples.
 Training reads through a ``torch.utils.data.DataLoader`` whose workers build the next micro-batches
 from megatron-core's dataset while the current step runs, into pinned memory on CUDA (so the copy to
 the GPU is asynchronous). The workers ignore SIGTERM/SIGINT: SLURM and Ctrl-C signal the whole
-process group, and only the main process acts on them (checkpoint, then stop).
+process group, and only the main process acts on them (checkpoint, then stop). So the training loop
+ends them itself, by dropping its iterator (multiprocessing's own SIGTERM at exit would not).
 """
 
 from __future__ import annotations

@@ -46,7 +46,10 @@ def deepspeed_zero_stage(config: RunConfig) -> int:
 def _zero_section(config: RunConfig) -> dict:
     parallel = config.parallel
     zero: dict = {"stage": deepspeed_zero_stage(config),
-                  "overlap_comm": parallel.zero_overlap_comm,
+                  # Overlapping reduces each gradient as backward produces it; under PP the schedule
+                  # runs backward and the engine reduces afterwards (DeepSpeed's own pipeline engine
+                  # turns overlap off too; left on, ZeRO-1 finds gradients "already reduced").
+                  "overlap_comm": parallel.zero_overlap_comm and parallel.pp == 1,
                   "contiguous_gradients": parallel.zero_contiguous_gradients,
                   "reduce_bucket_size": parallel.zero_reduce_bucket_size,
                   "allgather_bucket_size": parallel.zero_allgather_bucket_size}

@@ -233,7 +233,6 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train to ``training.train_steps``. The host reads the device only at log intervals (the
         losses, gradient norm and stop flag together), at evaluation and at checkpoints."""
-        training, checkpoint = self.config.training, self.config.checkpoint
         stop = StopRequest()
         self.resume()
         self.log.info(f"MFU peak: {self.peak_tflops:.2f} TFLOP/s per device ({self.peak_source}); "
@@ -242,6 +241,25 @@ class Trainer:
         result = TrainResult()
         first_step = self.state.step
         self.train_batches = self._prefetching_train_batches()
+        try:
+            self._train_steps(result, stop)
+        finally:
+            # Ends the loader's workers here, also after an error: at interpreter exit
+            # multiprocessing would stop them with SIGTERM, which they ignore (pretrain.data.batches).
+            self.train_batches = None
+        if self.state.step > first_step and not result.stopped_by \
+                and self.config.training.train_steps % self.config.training.eval_interval:
+            self._log_eval(result)
+        # A run resumed at its last step has nothing new to evaluate or save.
+        if self.state.step > first_step:
+            result.checkpoint = self.save() or result.checkpoint
+        result.final_step = self.state.step
+        self.log.close()
+        return result
+
+    def _train_steps(self, result: TrainResult, stop: StopRequest) -> None:
+        """Steps until the last one or an agreed stop request; logs, evaluates and saves on the way."""
+        training, checkpoint = self.config.training, self.config.checkpoint
         metrics, window = StepMetrics(self.dp_group, self.dp_size), ThroughputWindow()
         while self.state.step < training.train_steps:
             loss = self.train_step()
@@ -260,21 +278,11 @@ class Trainer:
             if stopping:
                 result.stopped_by = stop.signal_name
                 self.log.info(f"received {stop.signal_name}: checkpointing at step {self.state.step} and stopping")
-                break
+                return
             if checkpoint.save_interval and self.state.step % checkpoint.save_interval == 0 \
                     and self.state.step < training.train_steps:
                 with window.excluding():
                     result.checkpoint = self.save()
-        else:
-            if self.state.step > first_step and training.train_steps % training.eval_interval:
-                self._log_eval(result)
-        self.train_batches = None  # ends the loader's workers
-        # A run resumed at its last step has nothing new to evaluate or save.
-        if self.state.step > first_step:
-            result.checkpoint = self.save() or result.checkpoint
-        result.final_step = self.state.step
-        self.log.close()
-        return result
 
 
 def run_training(config: RunConfig) -> TrainResult:
