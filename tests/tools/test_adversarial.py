@@ -178,3 +178,27 @@ def test_inspect_takes_the_bin_file_for_its_prefix(small, tmp_path, capfd):
     assert qwen_data(capfd, "tokenize", "--input", str(small), "--output", str(tmp_path / "t"))[0] == 0
     code, _ = qwen_data(capfd, "inspect", str(tmp_path / "t" / "text_document.bin"), "--samples", "0")
     assert code == 0 and "documents: 3" in qwen_data.stdout
+
+
+def test_a_source_filtered_out_entirely_is_left_out_of_the_training_data(small, tmp_path, capfd):
+    write_lines(tmp_path / "short" / "s.jsonl", [{"id": "s", "text": " \n "}])  # empty once cleaned
+    config = {"output": str(tmp_path / "run"), "workers": 1,
+              "sources": [{"name": "good", "inputs": [str(small.parent)], "weight": 0.5},
+                          {"name": "short", "inputs": [str(tmp_path / "short")], "weight": 0.5}],
+              "stages": {"clean": {"quality_filters": False}, "tokenize": {}}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
+    code, err = qwen_data(capfd, "pipeline", "--config", str(tmp_path / "p.yaml"))
+    assert code == 0 and "Traceback" not in err, err
+    assert "pipeline: warning: source 'short' has no documents left to tokenize" in err
+    data = json.loads((tmp_path / "run" / "pipeline_summary.json").read_text())["qwen_train"]["data"]
+    assert data == {"prefixes": [str(tmp_path / "run" / "tokenize" / "good" / "text_document")]}
+
+
+@pytest.mark.parametrize("command, text", [
+    ("dedup", "near duplicates by estimated Jaccard"),  # --method has help
+    ("tokenize", "NAME.bin/.idx (see --dataset-name), removed/, rejected/"),  # no kept/ it does not write
+])
+def test_help_describes_what_the_command_does(capfd, command, text):
+    with pytest.raises(SystemExit):
+        run_subcommand("qwen-data", "", COMMANDS, [command, "--help"])
+    assert text in " ".join(capfd.readouterr().out.split())
