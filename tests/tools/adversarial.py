@@ -17,6 +17,7 @@ import bz2
 import gzip
 import json
 import lzma
+import struct
 import zlib
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def write_corpus(root: Path) -> Path:
     gzipped = gzip.compress(good_lines(300, 150))
     (corpus / "cut.jsonl.gz").write_bytes(gzipped[:len(gzipped) * 2 // 3])
     (corpus / "frames.jsonl.zst").write_bytes(_zstd_frames(good_lines(500, 40), frames=3))
+    skippable = struct.pack("<II", 0x184D2A50, 4) + b"pzst"  # what pzstd writes before its frames
+    (corpus / "skippable.jsonl.zst").write_bytes(skippable + _zstd_frames(good_lines(550, 4), frames=2))
     (corpus / "members.jsonl.gz").write_bytes(gzip.compress(good_lines(600, 5)) + gzip.compress(good_lines(605, 5)))
     (corpus / "plain-text.jsonl.zst").write_bytes(good_lines(700, 3))  # not zstd at all
     (corpus / "plain-text.jsonl.gz").write_bytes(b"this is not gzip\n")
@@ -136,7 +139,7 @@ def expected_records(path: Path) -> int:
             return pq.read_metadata(path).num_rows
         except Exception:  # pyarrow's errors for a corrupt file have no common base
             return 1
-    magic = {".zst": b"\x28\xb5\x2f\xfd", ".gz": b"\x1f\x8b", ".bz2": b"BZh", ".xz": b"\xfd7zXZ"}
+    magic = {".zst": (b"\x28\xb5\x2f\xfd", b"\x50\x2a\x4d\x18"), ".gz": b"\x1f\x8b", ".bz2": b"BZh", ".xz": b"\xfd7zXZ"}
     factories = {".zst": lambda: zstandard.ZstdDecompressor().decompressobj(),
                  ".gz": lambda: zlib.decompressobj(wbits=31), ".bz2": bz2.BZ2Decompressor,
                  ".xz": lzma.LZMADecompressor}

@@ -30,15 +30,19 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 @dataclass(frozen=True)
 class Compression:
     name: str
-    magic: bytes
+    magic: tuple[bytes, ...]  # the data starts with one of these
     decompressor: Callable[[], Any]  # an object with decompress(data), eof and unused_data
 
 
+# zstd: a frame, or a skippable frame (magic 0x184D2A50..5F, little-endian), which pzstd writes first
+_ZSTD_MAGIC = (b"\x28\xb5\x2f\xfd", *(bytes([0x50 + n, 0x2a, 0x4d, 0x18]) for n in range(16)))
+
+
 COMPRESSIONS = {
-    ".gz": Compression("gzip", b"\x1f\x8b", lambda: zlib.decompressobj(wbits=31)),
-    ".zst": Compression("zstd", b"\x28\xb5\x2f\xfd", lambda: zstandard.ZstdDecompressor().decompressobj()),
-    ".bz2": Compression("bzip2", b"BZh", bz2.BZ2Decompressor),
-    ".xz": Compression("xz", b"\xfd7zXZ\x00", lzma.LZMADecompressor),
+    ".gz": Compression("gzip", (b"\x1f\x8b",), lambda: zlib.decompressobj(wbits=31)),
+    ".zst": Compression("zstd", _ZSTD_MAGIC, lambda: zstandard.ZstdDecompressor().decompressobj()),
+    ".bz2": Compression("bzip2", (b"BZh",), bz2.BZ2Decompressor),
+    ".xz": Compression("xz", (b"\xfd7zXZ\x00",), lzma.LZMADecompressor),
 }
 DECOMPRESSION_ERRORS = (zlib.error, zstandard.ZstdError, lzma.LZMAError, OSError, EOFError, ValueError)
 READ_SUFFIXES = tuple(j + c for j in JSON_SUFFIXES for c in ("", *COMPRESSIONS)) + (PARQUET_SUFFIX,)
