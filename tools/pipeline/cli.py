@@ -1,7 +1,8 @@
 """``qwen-data pipeline --config FILE``: clean -> exact dedup -> fuzzy dedup -> decontaminate -> tokenize.
 
 Stages run in this process, one after the other, each reading the previous one's kept/ shards.
-A rerun skips the stages that finished and resumes the one that was interrupted. At the end it
+Everything is checked before the first stage starts. A rerun skips the stages that finished from
+the same inputs, and redoes exactly what changed or was interrupted. At the end it
 prints (and writes to OUTPUT/pipeline_summary.md and .json) the documents, bytes, removal reasons,
 tokens and time of every stage, and the ``data`` section for qwen-train.
 """

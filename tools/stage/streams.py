@@ -23,6 +23,8 @@ import zstandard
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIX = ".parquet"
 CHUNK_BYTES = 1 << 20
+# Compressed input is read in smaller pieces: each expands by the compression ratio (often 5-50x).
+COMPRESSED_CHUNK_BYTES = 1 << 16
 BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -72,8 +74,8 @@ class UnreadableData(Exception):
         self.message = message
 
 
-def _raw_chunks(handle) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK_BYTES):
+def _raw_chunks(handle, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    while chunk := handle.read(size):
         yield chunk
 
 
@@ -81,7 +83,7 @@ def _decompressed(handle, compression: Compression, lines_done: Callable[[], int
     """Decompressed bytes; raises UnreadableData on corrupt data and on a stream that ends early."""
     consumed = 0
     decompressor = None  # None between members: the file may end cleanly there
-    for chunk in _raw_chunks(handle):
+    for chunk in _raw_chunks(handle, COMPRESSED_CHUNK_BYTES):
         if consumed == 0 and not chunk.startswith(compression.magic):
             raise UnreadableData(1, 0, f"not {compression.name} data (starts with {chunk[:8].hex(' ')}), "
                                        f"though the name says {compression.name}")
