@@ -103,6 +103,9 @@ def write_corpus(root: Path) -> Path:
     pq.write_table(pa.table({"id": ["p0", "p1", "p2"], "text": [prose(900), prose(901), prose(902)],
                              "score": [0.5, float("nan"), float("inf")]}), corpus / "table.parquet")
     (corpus / "corrupt.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
+    pq.write_table(pa.table({"id": ["q0", "q1"], "body": ["no text column", "here"]}), corpus / "no-text.parquet")
+    pq.write_table(pa.table({"id": ["r0"], "text": [7]}), corpus / "int-text.parquet")
+    (corpus / "a-directory.jsonl").mkdir()  # named like an input, but not a file
     for name in SKIPPED:
         (corpus / name).write_text("not an input\n")
     (corpus / ".hidden.jsonl").write_bytes(good_lines(990, 1))  # hidden files are not inputs

@@ -81,6 +81,8 @@ def test_clean_accounts_for_every_hostile_record(corpus, tmp_path, capfd):
     assert errors[("hostile.jsonl", 21)] == "not strict JSON: an integer of 5000 digits (more than 4300)"
     assert errors[("hostile.jsonl", 22)] == "JSON nested too deeply for the parser"
     assert errors[("table.parquet", 2)].startswith("not writable as JSON")
+    assert errors[("no-text.parquet", 2)] == "missing text field 'text'"
+    assert errors[("int-text.parquet", 1)] == "text field 'text' is a number, not a string"
     assert errors[("cut.jsonl.gz", 75)].startswith("unreadable: gzip data ends mid-stream")
     assert errors[("plain-text.jsonl.zst", 1)].startswith("unreadable: not zstd data")
     kept_ids = {r["id"] for r in jsonl_records(tmp_path / "out" / "kept")}
