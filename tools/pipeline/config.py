@@ -40,7 +40,7 @@ from tools.dedup.keep import KeepPolicy
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.stage.errors import InputError
 from tools.stage.settings import SettingError
-from tools.tokenize.shard import TokenizerSpec
+from tools.tokenize.shard import TokenizerSpec, dataset_name_problem
 
 FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate")
 
@@ -194,9 +194,9 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
               for name in FILTER_STAGES if name in stages_raw}
     tokenize_options = dict(stages_raw["tokenize"] or {})
     dataset_name = tokenize_options.pop("dataset_name", "text_document")
-    if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
-        raise PipelineConfigError(f"{path}: stages.tokenize.dataset_name: must be a plain file name, "
-                                  f"got {dataset_name!r}")
+    problem = dataset_name_problem(dataset_name)
+    if problem:
+        raise PipelineConfigError(f"{path}: stages.tokenize.dataset_name: {problem}")
     tokenize = TokenizeSettings(dataset_name, _build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"))
     destination = output or raw.get("output")
     if not destination:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import sys
@@ -24,11 +23,10 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from tools.stage import progress as progress_counter
 from tools.stage.errors import StopSignal
 from tools.stage.inputs import normalized
+from tools.stage.pool import run_in_workers
 from tools.stage.reader import RecordParser
-from tools.stage.signals import prepare_worker
 from tools.stage.streams import READ_SUFFIXES
 from tools.stage.writer import write_json_atomic
 
@@ -134,11 +132,6 @@ def _run_and_mark(task: Callable[[Shard], dict], markers: Markers, shard: Shard)
     return shard, result
 
 
-def _start_worker(counter: Any, parent_pid: int) -> None:
-    prepare_worker(parent_pid)
-    progress_counter.install(counter)
-
-
 @dataclass
 class PhaseResult:
     results: dict[int, dict[str, Any]]  # shard index -> task result
@@ -173,31 +166,10 @@ def run_shards(task: Callable[[Shard], dict], shards: list[Shard], markers: Mark
                     finish(*_run_and_mark(task, markers, shard))
                     bar.set_postfix(docs=sum(int(r.get("in", r.get("documents", 0))) for r in results.values()))
             else:
-                _run_in_pool(functools.partial(_run_and_mark, task, markers), todo, workers, bar, finish)
+                run_in_workers(functools.partial(_run_and_mark, task, markers), todo, workers,
+                               on_result=lambda done: finish(*done),
+                               on_wait=lambda read: bar.set_postfix(docs_read=read), wait_s=PROGRESS_INTERVAL_S)
     except StopSignal as stop:
         stop.finished, stop.total = len(results), len(shards)
         raise
     return PhaseResult(results, skipped)
-
-
-def _run_in_pool(run_one: Callable, todo: list[Shard], workers: int, bar: tqdm, finish: Callable) -> None:
-    # fork: stages defined anywhere (a test, a notebook) reach the workers without being
-    # importable; the parent holds no locks that the workers use.
-    context = multiprocessing.get_context("fork")
-    read = context.Value("q", 0)
-    pool = context.Pool(min(workers, len(todo)), initializer=_start_worker, initargs=(read, os.getpid()))
-    try:
-        outcomes = pool.imap_unordered(run_one, todo)
-        while True:
-            try:
-                finish(*outcomes.next(timeout=PROGRESS_INTERVAL_S))
-            except multiprocessing.TimeoutError:
-                bar.set_postfix(docs_read=read.value)
-            except StopIteration:
-                break
-        pool.close()
-    except BaseException:
-        pool.terminate()  # SIGTERM to every worker; their writers delete their temporary files
-        raise
-    finally:
-        pool.join()

@@ -19,7 +19,7 @@ from tools.stage.manifest import format_summary, total_counts, write_manifest
 from tools.stage.runner import Markers, StageConfig, run_shards
 from tools.stage.startup import MARKERS_DIR, prepare_run
 from tools.tokenize.indexed import merge_datasets, token_dtype
-from tools.tokenize.shard import TokenizerSpec, TokenizeTask, shard_prefix
+from tools.tokenize.shard import TokenizerSpec, TokenizeTask, dataset_name_problem, shard_prefix
 from tools.tokenizer import ENDOFTEXT
 
 
@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -> dict[str, Any]:
     """Run the stage; returns the manifest (``dataset`` holds the prefix and its counts)."""
     started = time.perf_counter()
-    if "/" in dataset_name or not dataset_name:
-        raise InputError(f"--dataset-name must be a plain file name, got {dataset_name!r}")
+    problem = dataset_name_problem(dataset_name)
+    if problem:
+        raise InputError(f"--dataset-name {problem}")
     loaded = tokenizer.check()
     params = {"dataset_name": dataset_name, **vars(tokenizer)}
     plan = prepare_run(config, "tokenize", params)

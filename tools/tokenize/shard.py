@@ -47,6 +47,11 @@ class TokenizerSpec:
             raise InputError(str(error)) from None
 
 
+def dataset_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name the dataset files (one rule for --dataset-name and the YAML)."""
+    return None if isinstance(name, str) and name and "/" not in name else f"must be a plain file name, got {name!r}"
+
+
 def shard_prefix(output: Path, shard: Shard) -> str:
     return str(Path(output) / SHARDS_DIR / shard.name)
 
