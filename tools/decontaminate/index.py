@@ -18,6 +18,7 @@ import numpy as np
 
 from tools.decontaminate.benchmarks import BenchmarkItem
 from tools.decontaminate.ngrams import ngram_keys, normalized_words, word_ids, word_spans
+from tools.stage.writer import write_bytes_atomic
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,7 @@ class BenchmarkIndex:
 
     def save(self, path: Path) -> None:
         """Pickle to a temporary name, then rename: a worker never loads half an index."""
-        path = Path(path)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(temporary, path)
+        write_bytes_atomic(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
     def matches(self, text: str) -> list[NgramMatch]:
         """Every occurrence of an indexed n-gram in ``text``, in order of position."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.pipeline.config import PipelineConfig
-from tools.stage.writer import write_json_atomic
+from tools.stage.writer import write_bytes_atomic, write_json_atomic
 
 SUMMARY_JSON = "pipeline_summary.json"
 SUMMARY_MARKDOWN = "pipeline_summary.md"
@@ -58,8 +58,5 @@ def write_summary(config: PipelineConfig, records: list[dict[str, Any]]) -> str:
     write_json_atomic(Path(config.output) / SUMMARY_JSON, {"config": config.path, "stages": stages,
                                                           "qwen_train": {"data": data}})
     text = markdown(records, data)
-    summary_path = Path(config.output) / SUMMARY_MARKDOWN
-    temporary = summary_path.with_name(f".{summary_path.name}.tmp")
-    temporary.write_text(text + "\n", encoding="utf-8")
-    temporary.replace(summary_path)
+    write_bytes_atomic(Path(config.output) / SUMMARY_MARKDOWN, (text + "\n").encode("utf-8"))
     return text

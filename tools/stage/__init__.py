@@ -10,7 +10,8 @@ Pieces (one file each):
 - ``reader``: ``read_documents`` (JSON Lines, JSON arrays, Parquet; strict JSON; bad records and
   unreadable rests of files become ``Rejection``; repeated ids are flagged).
 - ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file, named after its
-  identity), completion ``Markers`` and ``run_shards`` (a process pool that skips finished shards).
+  identity), completion ``Markers`` and ``run_shards`` (runs the unfinished shards on ``pool``,
+  forked workers with one pipe each, so a signal can stop them at any moment).
 - ``startup``: the checks before a run (output directory, inputs, text field), the claim on the
   output directory, and removal of stale files.
 - ``signals``, ``errors``: ``InputError`` (one line, exit 2) and ``StopSignal`` (SIGINT/SIGTERM).

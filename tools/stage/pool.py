@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from tools.stage import progress as progress_counter
 from tools.stage.errors import StopSignal
-from tools.stage.signals import prepare_worker
+from tools.stage.signals import prepare_worker, raise_if_stopped
 
 _STOP_EXIT_CODES = {128 + signal.SIGTERM: signal.SIGTERM, 128 + signal.SIGINT: signal.SIGINT,
                     -signal.SIGTERM: signal.SIGTERM, -signal.SIGINT: signal.SIGINT}
@@ -59,6 +59,7 @@ def run_in_workers(run_one: Callable[[Any], Any], items: list[Any], workers: int
             running[parent_end] = (process, item)
         while running:
             ready = wait(list(running), timeout=wait_s)
+            raise_if_stopped()
             if not ready:
                 on_wait(counter.get_obj().value)  # no lock: a stopped worker may hold it
             for connection in ready:

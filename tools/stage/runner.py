@@ -27,6 +27,7 @@ from tools.stage.errors import StopSignal
 from tools.stage.inputs import normalized
 from tools.stage.pool import run_in_workers
 from tools.stage.reader import RecordParser
+from tools.stage.signals import raise_if_stopped
 from tools.stage.streams import READ_SUFFIXES
 from tools.stage.writer import write_json_atomic
 
@@ -164,6 +165,7 @@ def run_shards(task: Callable[[Shard], dict], shards: list[Shard], markers: Mark
             if workers <= 1 or len(todo) <= 1:
                 for shard in todo:
                     finish(*_run_and_mark(task, markers, shard))
+                    raise_if_stopped()
                     bar.set_postfix(docs=sum(int(r.get("in", r.get("documents", 0))) for r in results.values()))
             else:
                 run_in_workers(functools.partial(_run_and_mark, task, markers), todo, workers,

@@ -21,17 +21,30 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+# Signals received in this process. A StopSignal raised while Python runs a finalizer or weakref
+# callback is printed as "Exception ignored" and lost; loops that wait check this instead.
+received: list[int] = []
+
+
 def _raise_stop(signum: int, frame) -> None:
+    received.append(signum)
     raise StopSignal(signum)
+
+
+def raise_if_stopped() -> None:
+    if received:
+        raise StopSignal(received[-1])
 
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise ``StopSignal`` in the main thread."""
     previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    received.clear()
     try:
         yield
     finally:
+        received.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

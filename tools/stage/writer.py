@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -53,18 +54,30 @@ class AtomicJsonlWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """Yields a temporary path to write; renamed to ``path`` on success, deleted on any exception
+    (a stop signal included)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with _replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    with open(tmp, "wb") as handle:
+    with _replacing(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-    os.replace(tmp, path)
