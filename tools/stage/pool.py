@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from tools.stage import progress as progress_counter
 from tools.stage.errors import StopSignal
-from tools.stage.signals import prepare_worker, raise_if_stopped
+from tools.stage.signals import STOP_SIGNALS, prepare_worker, raise_if_stopped
 
 _STOP_EXIT_CODES = {128 + signal.SIGTERM: signal.SIGTERM, 128 + signal.SIGINT: signal.SIGINT,
                     -signal.SIGTERM: signal.SIGTERM, -signal.SIGINT: signal.SIGINT}
@@ -25,6 +25,7 @@ _STOP_EXIT_CODES = {128 + signal.SIGTERM: signal.SIGTERM, 128 + signal.SIGINT: s
 
 def _worker(connection: Connection, run_one: Callable, counter: Any, parent_pid: int) -> None:
     prepare_worker(parent_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked across the fork, see below
     progress_counter.install(counter)
     while (item := connection.recv()) is not None:
         try:
@@ -48,11 +49,19 @@ def run_in_workers(run_one: Callable[[Any], Any], items: list[Any], workers: int
     counter = context.Value("q", 0)
     pending = list(reversed(items))
     running: dict[Connection, tuple[Any, Any]] = {}  # parent end -> (process, item it works on)
+    started = []
     try:
         for _ in range(min(workers, len(items))):
             parent_end, child_end = context.Pipe()
             process = context.Process(target=_worker, args=(child_end, run_one, counter, os.getpid()), daemon=True)
-            process.start()
+            # A signal between fork and the worker's own handlers would meet the parent's handler
+            # in the child; blocked, it waits until the worker is ready for it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                process.start()
+                started.append(process)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             child_end.close()
             item = pending.pop()
             parent_end.send(item)
@@ -82,7 +91,8 @@ def run_in_workers(run_one: Callable[[Any], Any], items: list[Any], workers: int
                     del running[connection]
                     process.join()
     finally:
-        for process, _ in running.values():
-            process.terminate()  # SIGTERM: the worker's writers delete their temporary files
-        for process, _ in running.values():
+        for process in started:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker's writers delete their temporary files
+        for process in started:
             process.join()
