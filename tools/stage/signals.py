@@ -26,8 +26,15 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 received: list[int] = []
 
 
-def _raise_stop(signum: int, frame) -> None:
+def _record(signum: int, frame) -> None:
     received.append(signum)
+
+
+def _raise_stop(signum: int, frame) -> None:
+    # Once: a second signal must not cut short the cleanup the first one started.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _record)
+    _record(signum, frame)
     raise StopSignal(signum)
 
 
@@ -50,6 +57,7 @@ def stop_on_signals() -> Iterator[None]:
 
 
 def _exit_worker(signum: int, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the parent's terminate() may follow SLURM's SIGTERM
     raise SystemExit(128 + signum)
 
 
