@@ -27,10 +27,11 @@ from typing import Iterator, Mapping, Sequence
 
 import pytest
 
+from tests.support.host import ensure_installed, process_running, read_pid
+
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
-APT_TIMEOUT_S = 600
 START_TIMEOUT_S = 60
 # Jobs in these states are over (squeue stops listing a job shortly after it ends).
 FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
@@ -41,36 +42,9 @@ class SlurmUnavailable(RuntimeError):
     """SLURM is not installed and could not be installed here."""
 
 
-def _run_apt(args: Sequence[str]) -> None:
-    # No standard input and no prompts: CI runs this as root on a fresh machine, unattended. Short
-    # network timeouts, so a machine without a route to the mirror gives up in seconds, not minutes.
-    command = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=120", "-o", "Acquire::http::Timeout=30",
-               "-o", "Acquire::Retries=1", *args]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=APT_TIMEOUT_S, check=True)
-    except subprocess.TimeoutExpired:
-        raise SlurmUnavailable(f"`{' '.join(command)}` did not finish in {APT_TIMEOUT_S} s") from None
-    except subprocess.CalledProcessError as error:
-        last_line = (error.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SlurmUnavailable(f"`{' '.join(command)}` failed: {last_line}") from None
-
-
 def ensure_slurm_installed() -> None:
     """Install Debian's SLURM and munge when a binary is missing; raise SlurmUnavailable if impossible."""
-    missing = [name for name in BINARIES if shutil.which(name) is None]
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise SlurmUnavailable(f"SLURM is not installed (no {', '.join(missing)}) and there is no apt-get")
-    if os.geteuid() != 0:
-        raise SlurmUnavailable(f"SLURM is not installed (no {', '.join(missing)}) and installing it needs root")
-    _run_apt(["update"])
-    _run_apt(["install", "-y", "--no-install-recommends", *PACKAGES])
-    still_missing = [name for name in BINARIES if shutil.which(name) is None]
-    if still_missing:
-        raise SlurmUnavailable(f"apt-get installed {' '.join(PACKAGES)} but {', '.join(still_missing)} is missing")
+    ensure_installed("SLURM", PACKAGES, BINARIES, SlurmUnavailable)
 
 
 def free_port() -> int:
@@ -142,7 +116,7 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Stop the daemons this cluster started (by their PID files) and remove its directory."""
-        pids = [_pid(pid_file) for pid_file in reversed(self.pid_files)]
+        pids = [read_pid(pid_file) for pid_file in reversed(self.pid_files)]
         for pid in pids:
             if process_running(pid):
                 os.kill(pid, signal.SIGTERM)
@@ -150,22 +124,6 @@ class SlurmCluster:
         while time.monotonic() < deadline and any(map(process_running, pids)):
             time.sleep(0.2)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _pid(pid_file: Path) -> int | None:
-    try:
-        return int(pid_file.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
-        return None
-
-
-def process_running(pid: int | None) -> bool:
-    """True while ``pid`` exists and is not a zombie (an ended daemon waits to be reaped by init)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _start_munged(root: Path) -> Path:
