@@ -170,3 +170,29 @@ def test_missing_input_is_a_one_line_error_with_exit_code_2(tmp_path):
                                                   "no such file or directory"]
     with pytest.raises(InputError):
         run([tmp_path / "missing-*.jsonl"], tmp_path / "out2")
+
+
+@pytest.mark.parametrize("stop_at", ["open", "commit"])
+def test_a_stop_while_shard_writers_open_or_commit_leaves_no_temporary_file(tmp_path, monkeypatch, stop_at):
+    """A stop signal can arrive between one output's open() or rename and the next; none of the
+    shard's temporary files may survive it (each file is deleted by name, not through a handle)."""
+    from tools.stage import writer as writer_module
+    from tools.stage.errors import StopSignal
+
+    calls = []
+    real = getattr(writer_module.AtomicJsonlWriter, stop_at)
+
+    def second_call_stops(self):
+        calls.append(self.path.name)
+        if len(calls) == 2:
+            raise StopSignal(15)
+        real(self)
+
+    monkeypatch.setattr(writer_module.AtomicJsonlWriter, stop_at, second_call_stops)
+    paths = [tmp_path / d / "shard.jsonl" for d in ("kept", "removed", "rejected")]
+    with pytest.raises(StopSignal):
+        with writer_module.atomic_jsonl_writers(*paths) as writers:
+            for writer in writers:
+                writer.write({"id": 1})
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    assert calls and not leftovers

@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 from tools.stage.document import Document, Rejection, Removal
 from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.writer import AtomicJsonlWriter, UnwritableRecord
+from tools.stage.writer import UnwritableRecord, atomic_jsonl_writers
 
 Decider = Callable[[Document], "Removal | None"]
 
@@ -58,13 +58,10 @@ class FilterTask:
     def __call__(self, shard: Shard) -> dict[str, Any]:
         out = Path(self.config.output)
         decide = self.source.decider(shard)
-        kept = AtomicJsonlWriter(out / "kept" / f"{shard.name}.jsonl")
-        removed = AtomicJsonlWriter(out / "removed" / f"{shard.name}.jsonl")
-        rejected = AtomicJsonlWriter(out / "rejected" / f"{shard.name}.jsonl")
         reasons: Counter[str] = Counter()
-        writers = (kept, removed, rejected)
         unreadable = False
-        try:
+        paths = [out / name / f"{shard.name}.jsonl" for name in ("kept", "removed", "rejected")]
+        with atomic_jsonl_writers(*paths) as (kept, removed, rejected):
             for item in read_documents(shard.path, self.config.parser):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
@@ -79,10 +76,4 @@ class FilterTask:
                 else:
                     reasons[removal.reason] += 1
                     removed.write(removed_record(item, self.source.name, removal))
-        except BaseException:
-            for writer in writers:
-                writer.abort()
-            raise
-        for writer in writers:
-            writer.commit()
         return shard_counts(kept.count, removed.count, rejected.count, reasons, unreadable)

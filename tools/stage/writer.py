@@ -7,7 +7,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 import numpy as np
 
@@ -31,14 +31,18 @@ def to_json_line(record: dict[str, Any]) -> str:
 
 
 class AtomicJsonlWriter:
-    """JSONL file that appears under its final name only after ``commit()``."""
+    """JSONL file that appears under its final name only after ``commit()``. Opened by
+    ``atomic_jsonl_writers``, which also deletes it on any exception."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temporary(self.path)
-        self._handle = open(self._tmp, "w", encoding="utf-8")
+        self._handle: TextIO | None = None
         self.count = 0
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self._tmp, "w", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         """Raises UnwritableRecord (and writes nothing) for a record JSON cannot hold."""
@@ -50,8 +54,28 @@ class AtomicJsonlWriter:
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
-        self._handle.close()
+        # By name: a stop signal may arrive after open() created the file and before it returned.
+        if self._handle is not None:
+            self._handle.close()
         self._tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_jsonl_writers(*paths: Path) -> Iterator[tuple[AtomicJsonlWriter, ...]]:
+    """One shard's JSONL outputs: all renamed to their final names when the block ends normally;
+    on any exception (a stop signal included, also one arriving while they are opened or renamed)
+    every temporary file is deleted."""
+    writers = tuple(AtomicJsonlWriter(path) for path in paths)  # nothing exists on disk yet
+    try:
+        for writer in writers:
+            writer.open()
+        yield writers
+        for writer in writers:
+            writer.commit()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
 
 
 @contextmanager

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gc
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class DatasetWriter:
     def __post_init__(self) -> None:
         Path(self.prefix).parent.mkdir(parents=True, exist_ok=True)
         self.temporary_prefix = _temporary_prefix(self.prefix)
-        self.builder = IndexedDatasetBuilder(self.temporary_prefix + ".bin", dtype=self.dtype)
+        self.builder: IndexedDatasetBuilder | None = None  # opened by building_dataset
         self.num_documents = 0
         self.num_tokens = 0
 
@@ -110,22 +111,34 @@ class DatasetWriter:
         return verify_indexed_dataset(self.prefix)
 
     def abort(self) -> None:
-        self.builder.data_file.close()
+        # By name: a stop signal may arrive after the builder created its file, before it returned.
+        if self.builder is not None:
+            self.builder.data_file.close()
         _discard(self.temporary_prefix)
+
+
+@contextmanager
+def building_dataset(prefix: str, dtype: type[np.number], eod: int) -> Iterator[DatasetWriter]:
+    """A DatasetWriter to ``finish()`` or ``abort()`` in the block; on any exception (a stop signal
+    included) its temporary files are deleted."""
+    writer = DatasetWriter(prefix, dtype, eod)
+    try:
+        writer.builder = IndexedDatasetBuilder(writer.temporary_prefix + ".bin", dtype=dtype)
+        yield writer
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def merge_datasets(shard_prefixes: Sequence[str], prefix: str, dtype: type[np.number], eod: int) -> IndexedDatasetSummary:
     """Concatenate finished shards, in the given order, into one published dataset."""
-    writer = DatasetWriter(prefix, dtype, eod)
     # add_index runs gc.collect() per shard; frozen, the objects already alive (torch, megatron, the
     # tokenizer's vocabulary) are not scanned again each time, which otherwise dominates the merge.
     gc.freeze()
     try:
-        for shard_prefix in shard_prefixes:
-            writer.add_dataset(shard_prefix)
-    except BaseException:
-        writer.abort()
-        raise
+        with building_dataset(prefix, dtype, eod) as writer:
+            for shard_prefix in shard_prefixes:
+                writer.add_dataset(shard_prefix)
+            return writer.finish()
     finally:
         gc.unfreeze()
-    return writer.finish()

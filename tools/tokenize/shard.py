@@ -17,8 +17,8 @@ from tools.stage.errors import InputError
 from tools.stage.filter import duplicate_id_removal, rejected_record, removed_record, shard_counts
 from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.writer import AtomicJsonlWriter
-from tools.tokenize.indexed import DatasetWriter, token_dtype
+from tools.stage.writer import atomic_jsonl_writers
+from tools.tokenize.indexed import building_dataset, token_dtype
 from tools.tokenizer import ENDOFTEXT, load_tokenizer
 
 BATCH_BYTES = 1 << 20
@@ -66,13 +66,12 @@ class TokenizeTask:
     def __call__(self, shard: Shard) -> dict[str, Any]:
         tokenizer = self.tokenizer.load()
         out = Path(self.config.output)
-        dataset = DatasetWriter(shard_prefix(out, shard), token_dtype(tokenizer.vocab_size), tokenizer.eod)
-        removed = AtomicJsonlWriter(out / "removed" / f"{shard.name}.jsonl")
-        rejected = AtomicJsonlWriter(out / "rejected" / f"{shard.name}.jsonl")
         reasons: Counter[str] = Counter()
         batch: list[str] = []
         batch_bytes = text_bytes = 0
         unreadable = False
+        paths = [out / name / f"{shard.name}.jsonl" for name in ("removed", "rejected")]
+        dtype = token_dtype(tokenizer.vocab_size)
 
         def flush() -> None:
             nonlocal batch_bytes
@@ -80,7 +79,8 @@ class TokenizeTask:
             batch.clear()
             batch_bytes = 0
 
-        try:
+        with (atomic_jsonl_writers(*paths) as (removed, rejected),
+              building_dataset(shard_prefix(out, shard), dtype, tokenizer.eod) as dataset):
             for item in read_documents(shard.path, self.config.parser):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
@@ -105,13 +105,6 @@ class TokenizeTask:
             else:  # megatron-core cannot open an empty dataset; the merge leaves this shard out
                 dataset.abort()
                 kept = tokens = 0
-        except BaseException:
-            dataset.abort()
-            removed.abort()
-            rejected.abort()
-            raise
-        removed.commit()
-        rejected.commit()
         return {**shard_counts(kept, removed.count, rejected.count, reasons, unreadable),
                 "tokens": tokens, "text_bytes": text_bytes}
 
