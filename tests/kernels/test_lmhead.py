@@ -125,7 +125,9 @@ def _tensor_parallel_worker(rank, port, h, w, labels, vocab_size, grad, queue):
         loss = fused_linear_cross_entropy(hidden, part, labels,
                                           shard=VocabShard.of_rank(rows, vocab_size, rank, dist.group.WORLD))
         loss.backward(grad)
-        queue.put((rank, loss.detach(), hidden.grad, part.grad))
+        # As numpy arrays: a tensor is passed as a file descriptor that the receiver fetches from
+        # this process, which may have exited by then.
+        queue.put((rank, *(t.detach().numpy() for t in (loss, hidden.grad, part.grad))))
     finally:
         dist.destroy_process_group()
 
@@ -143,7 +145,7 @@ def test_two_tensor_parallel_ranks_give_the_unsharded_loss_and_gradients():
                for rank in range(2)]
     for worker in workers:
         worker.start()
-    results = dict((rank, rest) for rank, *rest in (queue.get() for _ in workers))
+    results = {rank: [torch.from_numpy(a) for a in arrays] for rank, *arrays in (queue.get() for _ in workers)}
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
