@@ -153,6 +153,19 @@ def train_layout(prefix: str, checkpoint: Path, run_dir: Path, nproc: int, steps
     return done.stderr
 
 
+def saved_tensor(checkpoint: Path, key: str):
+    """The whole fp32 tensor ``key`` of a checkpoint's sharded state, whatever layout wrote it."""
+    import torch
+
+    from pretrain.checkpoint.store import saved_tensors
+    from pretrain.checkpoint.tensors import whole_tensor_request
+
+    saved = saved_tensors(checkpoint)
+    values = torch.empty(saved.shape(key))
+    saved.load([whole_tensor_request(key, values)])
+    return values
+
+
 @pytest.fixture(scope="session")
 def single_process_run(initial_checkpoint, small_vocab_prefix, tmp_path_factory) -> Path:
     """The reference: PARITY_STEPS single-process steps from the initial weights, a checkpoint every 2."""

@@ -15,7 +15,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pretrain.checkpoint import COMPLETE_MARKER, resolve_checkpoint
-from pretrain.checkpoint_reshard import SavedTensorMismatch, load_full_model, read_full_model
+from pretrain.checkpoint.placement import placements
+from pretrain.checkpoint.sharded_state import SavedTensorMismatch
+from pretrain.checkpoint.store import load_model_weights, saved_tensors
+from pretrain.checkpoint.tensors import CheckpointTensors
 from pretrain.cli.convert import run as qwen_convert
 from pretrain.cli.train import run as qwen_train
 from pretrain.config import ModelConfig, ParallelConfig, fill_from_preset, load_config
@@ -32,7 +35,8 @@ MODEL_FIELDS = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_
 
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    return read_full_model(resolve_checkpoint(checkpoint))
+    tensors = CheckpointTensors(saved_tensors(resolve_checkpoint(checkpoint)))
+    return {name: tensors.read(name) for name in tensors.shapes}
 
 
 def model_sizes(checkpoint: Path) -> dict:
@@ -98,7 +102,7 @@ def test_transformers_computes_megatrons_logits_from_the_export(trained, exporte
     from transformers import Qwen2ForCausalLM
 
     ours = build_model(load_config(trained / "config.yaml").model, ParallelConfig()).eval()
-    load_full_model(ours, trained)
+    load_model_weights(ours, placements(ours), trained)
     theirs = Qwen2ForCausalLM.from_pretrained(exported, dtype=torch.float32).eval()
     tokens = torch.randint(0, 151_851, (2, 32), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -169,8 +173,8 @@ def test_qwen_v1_names_import_as_the_same_checkpoint(exported, imported, tmp_pat
     assert model_sizes(tmp_path / "ckpt") == model_sizes(imported)
 
 
-def test_tp2_run_starts_from_imported_tp1_weights_with_its_vocabulary_padded(corpus_prefixes, imported, tmp_path):
-    """151,936 rows at TP=1 become 152,064 at TP=2; lr 0 keeps the weights as loaded."""
+def test_tp2_run_starts_from_imported_tp1_weights_with_the_same_vocabulary_rows(corpus_prefixes, imported, tmp_path):
+    """151,936 rows at TP=1 stay 151,936 at TP=2 (each rank 75,968); lr 0 keeps the weights as loaded."""
     done = run_processes(2, run_overrides(corpus_prefixes, tmp_path, 1, "parallel.tp=2", "optimizer.lr=0",
                                           f"checkpoint.dir={tmp_path / 'ckpt'}", f"checkpoint.init_weights={imported}"))
     assert done.returncode == 0, done.stderr[-4000:]
@@ -179,15 +183,15 @@ def test_tp2_run_starts_from_imported_tp1_weights_with_its_vocabulary_padded(cor
     assert f"model.rotary_base is 10000.0 in this run, {float(ROTARY_BASE)} where the weights were trained" in done.stderr
     assert json.loads((tmp_path / "ckpt" / "step_00000001" / "train_state.json").read_text())["step"] == 1
     expected, saved = weights(imported), weights(tmp_path / "ckpt")
-    assert saved["embedding.word_embeddings.weight"].shape[0] == 152_064
+    assert saved["embedding.word_embeddings.weight"].shape[0] == 151_936
+    assert expected.keys() == saved.keys()
     for name, tensor in expected.items():
-        assert torch.equal(saved[name][:tensor.shape[0]], tensor), name
-        assert not saved[name][tensor.shape[0]:].any(), name
+        assert torch.equal(saved[name], tensor), name
 
 
 def test_imported_checkpoint_directory_resumes_and_a_resume_wins_over_init_weights(corpus_prefixes, exported,
                                                                                    imported, tmp_path):
-    """No DeepSpeed files and no schedule: even a single process loads it from full/ and starts fresh."""
+    """No optimizer state and no schedule: the run loads the weights and starts those fresh."""
     doubled = tmp_path / "doubled-hf"
     doubled.mkdir()
     shutil.copy(exported / "config.json", doubled)
@@ -208,7 +212,7 @@ def test_imported_checkpoint_directory_resumes_and_a_resume_wins_over_init_weigh
 def test_loading_into_a_smaller_vocabulary_refuses_to_drop_real_tokens(trained, single_process_groups):
     model = build_model(tiny_model(vocab_size=512), ParallelConfig())
     with pytest.raises(SavedTensorMismatch, match=r"embedding\.word_embeddings\.weight.*would drop real tokens"):
-        load_full_model(model, trained)
+        load_model_weights(model, placements(model), trained)
 
 
 def test_init_weights_of_other_sizes_is_refused_at_start_up(imported, capsys):
