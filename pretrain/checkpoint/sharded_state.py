@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 from megatron.core.dist_checkpointing.mapping import ShardedTensor
+from megatron.core.dist_checkpointing.strategies.checkpointable import (CheckpointableShardedTensor,
+                                                                       LocalShardsContainer)
 
 from pretrain.checkpoint.fragments import MOMENTS, WEIGHTS, Fragment, OptimizerState
 from pretrain.checkpoint.placement import VOCAB_KEYS, Placement, boxes
@@ -33,6 +35,11 @@ LOAD_BATCH_BYTES = 256 * 2**20  # fp32 copies of bf16 weights made at a time whi
 
 class SavedTensorMismatch(ValueError):
     """A saved tensor that does not fit the model loading it (the message names it)."""
+
+
+def one_key(shards: list[CheckpointableShardedTensor]):
+    """One key's boxes as the one object per key torch.distributed.checkpoint takes (megatron-core's adapters)."""
+    return shards[0] if len(shards) == 1 else LocalShardsContainer(shards)
 
 
 def state_key(kind: str, key: str) -> str:
@@ -115,7 +122,6 @@ class SavedTensors:
     def load(self, tensors: list[tuple[ShardedTensor, str]]) -> None:
         """Fill each ``(tensor, parameter key)`` in place from the saved chunks that overlap it."""
         import torch.distributed.checkpoint as dcp
-        from megatron.core.dist_checkpointing.strategies.torch import mcore_to_pyt_state_dict
 
         grouped: dict[str, list[ShardedTensor]] = {}
         for tensor, base_key in tensors:
@@ -124,10 +130,17 @@ class SavedTensors:
                 grouped.setdefault(fitted.key, []).append(fitted)
         if not grouped:
             return
-        with warnings.catch_warnings():
-            # Every rank plans its own reads: loading needs no collective.
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
-            dcp.load(mcore_to_pyt_state_dict(grouped, is_loading=True), storage_reader=self._reader, no_dist=True)
+        from torch.distributed.checkpoint.api import CheckpointException
+
+        try:
+            with warnings.catch_warnings():
+                # Every rank plans its own reads: loading needs no collective.
+                warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+                dcp.load({key: one_key([CheckpointableShardedTensor.from_sh_ten(box) for box in boxes])
+                          for key, boxes in grouped.items()}, storage_reader=self._reader, no_dist=True)
+        except CheckpointException as error:  # torch wraps what the reader raised; the cause names the file
+            causes = [failure[0] for failure in error.failures.values()]
+            raise next((cause for cause in causes if isinstance(cause, ValueError)), error) from None
 
 
 def _requests(placement: Placement, kind: str, fragment: Fragment) -> Iterator[tuple[ShardedTensor, str]]:

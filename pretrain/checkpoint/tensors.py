@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 from megatron.core.dist_checkpointing.mapping import ShardedTensor
-from megatron.core.dist_checkpointing.strategies.checkpointable import (CheckpointableShardedTensor,
-                                                                       LocalShardsContainer)
+from megatron.core.dist_checkpointing.strategies.checkpointable import CheckpointableShardedTensor
 
-from pretrain.checkpoint.sharded_state import OPTIMIZER_PREFIX, SavedTensors
+from pretrain.checkpoint.sharded_state import OPTIMIZER_PREFIX, SavedTensors, one_key
 
 _LAYER = re.compile(r"decoder\.layers\.(\d+)\.(.+)")
 
@@ -94,10 +93,9 @@ def write_weights(directory: Path, shapes: dict[str, tuple[int, ...]], produce: 
     for key, names in stacked.items():
         some = shapes[next(iter(names.values()))]
         global_shape = some if None in names else (len(names), *some)
-        boxes = [_Produced(_box(key, global_shape, layer, torch.empty(shapes[name], device="meta")),
-                           lambda name=name: produce(name).float())
-                 for layer, name in sorted(names.items(), key=lambda item: -1 if item[0] is None else item[0])]
-        state[key] = boxes[0] if len(boxes) == 1 else LocalShardsContainer(boxes)
+        state[key] = one_key([_Produced(_box(key, global_shape, layer, torch.empty(shapes[name], device="meta")),
+                                        lambda name=name: produce(name).float())
+                              for layer, name in sorted(names.items(), key=lambda item: item[0] or 0)])
     directory.mkdir(parents=True, exist_ok=True)
     # One file per tensor: torch's writer keeps every tensor of a file until the file is closed.
     dcp.save(state, storage_writer=dcp.FileSystemWriter(str(directory), single_file_per_rank=False), no_dist=True)

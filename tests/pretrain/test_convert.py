@@ -282,3 +282,61 @@ def test_to_hf_replaces_a_non_empty_output_only_with_force(trained, tmp_path, ca
                                                         "tokenizer_config.json"]
     assert json.loads((output / "config.json").read_text())["torch_dtype"] == "bfloat16"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_to_hf_names_a_truncated_shard_file_in_one_line(trained, tmp_path, capsys):
+    shutil.copytree(trained, tmp_path / "step_00000002")
+    victim = sorted((tmp_path / "step_00000002" / "state").glob("*.distcp"))[0]
+    with open(victim, "r+b") as handle:
+        handle.truncate(1000)
+    assert convert("to-hf", tmp_path / "step_00000002", tmp_path / "out") == 2
+    assert f"{victim}: truncated to 1000 bytes" in error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+# Layers dominate this model (8 x 12.6 MB; its largest tensor, fc1, is 5.8 MB): an export that held the
+# model would show in its memory.
+LAYERED = ["model.hidden_size=512", "model.num_attention_heads=8", "model.ffn_hidden_size=1408", "model.num_layers=8"]
+EXPORT_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch.distributed.checkpoint, tqdm  # imported before the measurement: modules are not the model
+from pretrain.bench.host_memory import PeakMemory
+from pretrain.convert.to_hf import export_checkpoint
+with PeakMemory() as memory:
+    export_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), dtype="fp32")
+print(json.dumps({"memory": memory.above_start}))
+"""
+
+
+def test_to_hf_of_a_tp2_pp2_checkpoint_matches_megatron_and_holds_one_tensor_not_the_model(
+        small_vocab_prefix, tmp_path, single_process_groups):
+    import subprocess
+    import sys
+
+    from transformers import Qwen2ForCausalLM
+
+    from tests.pretrain.conftest import REPO, train_layout
+
+    train_layout(small_vocab_prefix, tmp_path / "ckpt", tmp_path / "run", 4, 1, "parallel.tp=2", "parallel.pp=2",
+                 *LAYERED)
+    checkpoint = resolve_checkpoint(tmp_path / "ckpt")
+    done = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, str(checkpoint), str(tmp_path / "hf")], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    memory = json.loads(done.stdout.splitlines()[-1])["memory"]
+    model_config = load_config(checkpoint / "config.yaml").model
+    ours = build_model(model_config, ParallelConfig()).eval()
+    load_model_weights(ours, placements(ours), checkpoint)
+    model_bytes = sum(p.numel() * 4 for p in ours.parameters())
+    largest = max(p.numel() * 4 for p in ours.parameters())
+    print(f"to-hf peak memory above its start: {memory / 2**20:.1f} MiB; the model {model_bytes / 2**20:.1f} MiB, "
+          f"its largest tensor {largest / 2**20:.1f} MiB")
+    assert memory < model_bytes / 4
+
+    theirs = Qwen2ForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
+    tokens = torch.randint(0, model_config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        difference = (theirs(tokens).logits - ours(tokens, torch.arange(32).expand(2, 32), None)).abs().max().item()
+    print(f"TP2 x PP2 checkpoint: max |transformers - megatron-core| logit difference {difference:.1e}")
+    assert difference < 1e-5
