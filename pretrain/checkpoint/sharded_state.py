@@ -46,8 +46,21 @@ def state_key(kind: str, key: str) -> str:
     return key if kind == WEIGHTS else f"{OPTIMIZER_PREFIX}{kind}.{key}"
 
 
-def _sharded(key: str, box, values: torch.Tensor) -> ShardedTensor:
+def _own_storage(view: torch.Tensor) -> torch.Tensor:
+    """A CPU view as a tensor whose storage is exactly its bytes, over the same memory.
+
+    megatron-core's writer copies every tensor that is a view of a larger storage before it forks
+    the writing process (the snapshot; on a GPU that copy is the device-to-host one, which a
+    snapshot needs anyway). On a CPU host the fork itself is the snapshot (copy-on-write), so a box
+    of the optimizer's memory is handed over as its own storage and nothing is copied while
+    training waits."""
+    return torch.from_numpy(view.detach().numpy()) if view.device.type == "cpu" else view
+
+
+def _sharded(key: str, box, values: torch.Tensor, for_saving: bool = False) -> ShardedTensor:
     data = values[box.start:box.start + math.prod(box.shape)].view(box.shape)
+    if for_saving:
+        data = _own_storage(data)
     return ShardedTensor(key=key, data=data, dtype=data.dtype, local_shape=box.shape, global_shape=box.global_shape,
                          global_offset=box.offset, axis_fragmentations=None, replica_id=0)
 
@@ -77,7 +90,7 @@ def tensors_to_save(module: torch.nn.Module, placements: dict[str, Placement], o
                 continue
             if replicated:
                 fragment = _share(fragment, data_parallel_rank, data_parallel_size)
-            tensors += [_sharded(state_key(kind, box.key), box, fragment.values)
+            tensors += [_sharded(state_key(kind, box.key), box, fragment.values, for_saving=True)
                         for box in boxes(placement, fragment.begin, fragment.end)]
     return tensors
 
