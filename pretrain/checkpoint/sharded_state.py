@@ -21,9 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.distributed.checkpoint as dcp
 from megatron.core.dist_checkpointing.mapping import ShardedTensor
 from megatron.core.dist_checkpointing.strategies.checkpointable import (CheckpointableShardedTensor,
                                                                        LocalShardsContainer)
+from torch.distributed.checkpoint.api import CheckpointException
 
 from pretrain.checkpoint.fragments import MOMENTS, WEIGHTS, Fragment, OptimizerState
 from pretrain.checkpoint.placement import VOCAB_KEYS, Placement, boxes
@@ -134,8 +136,6 @@ class SavedTensors:
 
     def load(self, tensors: list[tuple[ShardedTensor, str]]) -> None:
         """Fill each ``(tensor, parameter key)`` in place from the saved chunks that overlap it."""
-        import torch.distributed.checkpoint as dcp
-
         grouped: dict[str, list[ShardedTensor]] = {}
         for tensor, base_key in tensors:
             fitted = self._fitted(tensor, base_key)
@@ -143,8 +143,6 @@ class SavedTensors:
                 grouped.setdefault(fitted.key, []).append(fitted)
         if not grouped:
             return
-        from torch.distributed.checkpoint.api import CheckpointException
-
         try:
             with warnings.catch_warnings():
                 # Every rank plans its own reads: loading needs no collective.
@@ -164,23 +162,25 @@ def _requests(placement: Placement, kind: str, fragment: Fragment) -> Iterator[t
 def load_weights(module: torch.nn.Module, placements: dict[str, Placement], saved: SavedTensors) -> None:
     """This rank's whole shard of every parameter (before DeepSpeed partitions them). Weights that
     are not fp32 are read into fp32 copies, LOAD_BATCH_BYTES at a time, and rounded into place."""
-    batch: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+    copies: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its fp32 copy) not yet rounded in
     requests: list[tuple[ShardedTensor, str]] = []
 
     def flush():
         saved.load(requests)
         with torch.no_grad():
-            for parameter, values in batch:
-                if values is not parameter.data:
-                    parameter.copy_(values.view(parameter.shape))
-        batch.clear()
+            for parameter, values in copies:
+                parameter.copy_(values)
+        copies.clear()
         requests.clear()
 
     for name, parameter in module.named_parameters():
-        values = parameter.data if parameter.dtype == torch.float32 else torch.empty(parameter.shape)
-        batch.append((parameter, values))
+        if parameter.dtype == torch.float32:
+            values = parameter.data  # read in place
+        else:
+            values = torch.empty(parameter.shape)
+            copies.append((parameter, values))
         requests.extend(_requests(placements[name], WEIGHTS, Fragment(0, values.view(-1))))
-        if sum(values.nbytes for parameter, values in batch if values is not parameter.data) >= LOAD_BATCH_BYTES:
+        if sum(copy.nbytes for _, copy in copies) >= LOAD_BATCH_BYTES:
             flush()
     flush()
 

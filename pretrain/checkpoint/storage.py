@@ -10,7 +10,8 @@ zip directory says where) and reads only the rows and columns asked for, straigh
 where it can. Anything it does not recognise is read the way torch reads it.
 
 :func:`verify` checks a directory before it is used: the metadata readable, every file it names
-present and long enough. Either failure is one :class:`CheckpointDamaged` line naming the file.
+present and long enough, and (before a resume) every chunk where the metadata places it. Any
+failure is one :class:`CheckpointDamaged` line naming the file.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torch.futures import Future
 
 METADATA_FILE = ".metadata"
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
+_END_OF_DIRECTORY_SIZE = 22  # a zip's last record, without a comment
 
 
 class CheckpointDamaged(ValueError):
@@ -55,21 +57,37 @@ def read_metadata(directory: Path) -> Metadata:
     return metadata
 
 
-def verify(directory: Path) -> Metadata:
-    """The directory's metadata, once every file it names is there and holds the bytes it places in it."""
+def _check_chunks(path: Path, chunks: list[tuple[int, int]]) -> None:
+    """Every (offset, length) the metadata gives is a whole archive: a zip local header at its start,
+    the end of its zip directory at its end (``torch.save`` writes no archive comment)."""
+    with open(path, "rb") as handle:
+        for offset, length in chunks:
+            start = os.pread(handle.fileno(), 4, offset)
+            end = os.pread(handle.fileno(), 4, offset + length - _END_OF_DIRECTORY_SIZE)
+            if start != b"PK\x03\x04" or end != b"PK\x05\x06":
+                raise CheckpointDamaged(f"{path}: no tensor at byte {offset}, where the metadata places one "
+                                        "(the metadata does not match the file)")
+
+
+def verify(directory: Path, chunks: bool = False) -> Metadata:
+    """The directory's metadata, once every file it names is there and holds the bytes it places in
+    it; with ``chunks``, also that each chunk begins and ends where the metadata says (two small
+    reads a chunk: what a resume checks before it commits to a checkpoint)."""
     metadata = read_metadata(directory)
-    needed: dict[str, tuple[int, int]] = {}  # file -> (bytes up to the last chunk's end, chunks)
+    needed: dict[str, list[tuple[int, int]]] = {}
     for info in metadata.storage_data.values():
-        end, count = needed.get(info.relative_path, (0, 0))
-        needed[info.relative_path] = (max(end, info.offset + info.length), count + 1)
-    for name, (end, count) in sorted(needed.items()):
+        needed.setdefault(info.relative_path, []).append((info.offset, info.length))
+    for name, placed in sorted(needed.items()):
         path = directory / name
+        end = max(offset + length for offset, length in placed)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise CheckpointDamaged(f"{path}: missing (the metadata places {count} chunks in it)") from None
+            raise CheckpointDamaged(f"{path}: missing (the metadata places {len(placed)} chunks in it)") from None
         if size < end:
             raise CheckpointDamaged(f"{path}: truncated to {size} bytes; the metadata places data up to byte {end}")
+        if chunks:
+            _check_chunks(path, placed)
     return metadata
 
 
@@ -119,8 +137,11 @@ def _raw_data_offset(handle, path: Path, offset: int, length: int, nbytes: int) 
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointDamaged(f"{path}: no tensor at byte {offset}, where the metadata places one ({error})") from None
     storages = [info for info in archive.infolist() if info.filename.split("/")[-2:-1] == ["data"]]
-    if len(storages) != 1 or storages[0].compress_type != zipfile.ZIP_STORED or storages[0].file_size != nbytes:
+    if len(storages) != 1 or storages[0].compress_type != zipfile.ZIP_STORED:
         return None
+    if storages[0].file_size != nbytes:
+        raise CheckpointDamaged(f"{path}: the tensor at byte {offset} has {storages[0].file_size} bytes; the metadata "
+                                f"gives it {nbytes} (the metadata does not match the file)")
     header = os.pread(handle.fileno(), _LOCAL_HEADER.size, offset + storages[0].header_offset)
     signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
     if signature != b"PK\x03\x04":

@@ -58,7 +58,7 @@ class CheckpointStore:
         """Why ``tag`` cannot be resumed (one line naming the file), or None."""
         checkpoint = self.directory / tag
         try:
-            verify(checkpoint / STATE_DIR)
+            verify(checkpoint / STATE_DIR, chunks=True)
             read_train_state(checkpoint)
             saved_run_config(checkpoint)
         except (CheckpointDamaged, ValueError, OSError) as error:
@@ -119,7 +119,7 @@ class CheckpointStore:
         waited = self.writer.in_flight
         if waited is not None:
             self.log(f"checkpoint: waiting for the save of {waited} to finish before saving "
-                     f"{tag_for(state.step)} (checkpoint.save_interval is shorter than a save)")
+                     f"{tag_for(state.step)} (one save is written at a time)")
             self.wait()
         tag = tag_for(state.step)
         staging = self.directory / f"{ckpt_dir.STAGING_PREFIX}{tag}"

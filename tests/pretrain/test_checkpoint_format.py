@@ -134,7 +134,9 @@ def test_bytes_that_are_not_a_chunk_where_the_metadata_places_one_are_named(writ
     directory, _ = written
     victim = _data_files(directory)[0]
     victim.write_bytes(b"\0" * victim.stat().st_size)  # same size, no archive
-    saved = SavedTensors(directory, vocab_size=40)
+    with pytest.raises(CheckpointDamaged, match=f"{victim}: no tensor at byte 0.*does not match the file"):
+        verify(directory, chunks=True)
+    saved = SavedTensors(directory, vocab_size=40)  # without the chunk check: found while reading
     values = torch.empty(SHAPES["embedding.word_embeddings.weight"])
     with pytest.raises(CheckpointDamaged, match=f"{victim}: no tensor at byte 0"):
         saved.load([whole_tensor_request("embedding.word_embeddings.weight", values)] +

@@ -94,7 +94,18 @@ def test_a_save_due_while_another_is_written_waits_for_it_and_says_so(corpus_pre
     assert all((checkpoints / f"step_0000000{i}" / COMPLETE_MARKER).is_file() for i in (1, 2, 3))
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def _shift_metadata(state: Path) -> Path:
+    """Metadata that places every chunk 8 bytes after where its file has it; the file it names first."""
+    import pickle
+
+    metadata = pickle.loads((state / ".metadata").read_bytes())
+    for info in metadata.storage_data.values():
+        info.offset, info.length = info.offset + 8, info.length - 8
+    (state / ".metadata").write_bytes(pickle.dumps(metadata))
+    return sorted(state.glob("*.distcp"))[0]
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "mismatched"])
 def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_resumes(damage, corpus_prefixes,
                                                                            uninterrupted_run, tmp_path):
     checkpoints = tmp_path / "ckpt"
@@ -104,14 +115,17 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_resumes(damag
     victim = sorted((checkpoints / "step_00000008" / STATE_DIR).glob("*.distcp"))[0]
     if damage == "missing":
         victim.unlink()
-    else:
+    elif damage == "truncated":
         with open(victim, "r+b") as handle:
             handle.truncate(victim.stat().st_size - 1)
+    else:
+        victim = _shift_metadata(checkpoints / "step_00000008" / STATE_DIR)
+    expected_damage = {"missing": "missing", "truncated": "truncated", "mismatched": "no tensor at byte"}[damage]
 
     resumed = run_training_process(run_overrides(corpus_prefixes, tmp_path, 6, f"checkpoint.dir={checkpoints}"))
     assert resumed.returncode == 0, resumed.stderr
     [line] = [line for line in resumed.stderr.splitlines() if "is damaged" in line]
-    assert f"{checkpoints / 'step_00000008'} is damaged: {victim}: {damage}" in line
+    assert f"{checkpoints / 'step_00000008'} is damaged: {victim}: {expected_damage}" in line
     assert line.endswith("resuming from the previous complete checkpoint step_00000004")
     assert sorted(step_losses(tmp_path)) == [5, 6]
     assert step_losses(tmp_path)[5] == pytest.approx(step_losses(uninterrupted_run)[5], abs=1e-6, rel=0)
