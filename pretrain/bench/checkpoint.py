@@ -68,10 +68,12 @@ def _run_worker(code: Path, spec: dict) -> list[dict]:
         env.pop(name, None)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
                str(WORKER), json.dumps(spec)]
-    done = subprocess.run(command, env=env, cwd=code, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"qwen-bench checkpoint: worker failed ({spec['mode']}):\n{done.stderr[-3000:]}")
     out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "worker.log", "w") as log:
+        done = subprocess.run(command, env=env, cwd=code, stdout=log, stderr=subprocess.STDOUT, text=True)
+    if done.returncode:
+        raise RuntimeError(f"qwen-bench checkpoint: worker failed ({spec['mode']}), see {out / 'worker.log'}")
     return [json.loads((out / f"rank_{rank}.json").read_text()) for rank in range(PROCESSES)]
 
 

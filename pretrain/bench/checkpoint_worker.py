@@ -96,15 +96,19 @@ def _measured(operation) -> dict:
 
 
 def _async_save(trainer, store) -> dict:
-    """Start a background save, take a training step while it is written, wait for it."""
+    """Start a background save, take a training step while it is written, wait for it. Its memory:
+    this process's growth while it starts the save, plus the peak of the writer processes' private
+    pages until it is done (not what the training step itself allocates meanwhile)."""
     torch.distributed.barrier()
     start = time.perf_counter()
-    with PeakMemory() as memory:
+    with PeakMemory() as starting:
         trainer.model.save(store, trainer.state)
-        blocking = time.perf_counter() - start
+    blocking = time.perf_counter() - start
+    with PeakMemory() as writing:
         step_while_writing = _one_step(trainer)
         store.wait()
-    return {"blocking_seconds": blocking, "seconds": time.perf_counter() - start, "memory": memory.above_start,
+    return {"blocking_seconds": blocking, "seconds": time.perf_counter() - start,
+            "memory": starting.above_start + max(writing.children_peak - writing.children_base, 0),
             "step_seconds_while_writing": step_while_writing}
 
 
@@ -118,9 +122,12 @@ def _save(trainer, spec: dict) -> dict:
 
         from pretrain.checkpoint.store import CheckpointStore
 
+        from pretrain.parallel.distributed import io_phase
+
         config = replace(trainer.config.checkpoint, dir=spec["async_dir"], async_save=True)
         store = CheckpointStore(config, trainer.launch.rank, lambda message: None)
-        figures["async"] = [_async_save(trainer, store) for _ in range(2)]
+        with io_phase(trainer.config.parallel):  # ranks wait for each other's writers, as the loop's saves do
+            figures["async"] = [_async_save(trainer, store) for _ in range(2)]
     return figures
 
 

@@ -58,19 +58,23 @@ def test_layout_matches_single_process_losses(layout, initial_checkpoint, small_
 
 
 REAL_VOCAB = "model.vocab_size=151851"
+# At the other parity runs' lr 1e-2 this model's loss spikes (gradient norm 12 at step 19), which
+# blows fp32 summation-order noise up to 1e-4; 3e-3 trains without spikes.
+STABLE_LR = "optimizer.lr=3e-3"
 
 
 def test_tensor_parallelism_keeps_the_loss_on_the_real_vocabulary(small_vocab_prefix, tmp_path):
     """TP=2 and TP=1 from the same weights on Qwen's 151,851-token vocabulary (151,936 rows either way):
     equal within 1e-6 at step 1 (fp32 sums in another order) and 1e-5 over 20 steps."""
-    initial = write_initial_checkpoint(small_vocab_prefix, tmp_path / "initial", REAL_VOCAB)
+    initial = write_initial_checkpoint(small_vocab_prefix, tmp_path / "initial", REAL_VOCAB, STABLE_LR)
     losses = {}
     for tp in (1, 2):
         shutil.copytree(initial, tmp_path / f"tp{tp}" / "ckpt")
         train_layout(small_vocab_prefix, tmp_path / f"tp{tp}" / "ckpt", tmp_path / f"tp{tp}", tp, PARITY_STEPS,
-                     REAL_VOCAB, f"parallel.tp={tp}")
+                     REAL_VOCAB, STABLE_LR, f"parallel.tp={tp}")
         losses[tp] = step_losses(tmp_path / f"tp{tp}")
     assert sorted(losses[2]) == sorted(losses[1]) == list(range(1, PARITY_STEPS + 1))
+    assert losses[1][PARITY_STEPS] < losses[1][1] - 1.0  # it trains
     worst = max(abs(losses[2][step] / losses[1][step] - 1) for step in losses[1])
     print(f"TP=2 vs TP=1 on the real vocabulary: step 1 {abs(losses[2][1] / losses[1][1] - 1):.1e}, "
           f"worst over {PARITY_STEPS} steps {worst:.1e}")
