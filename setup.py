@@ -38,6 +38,7 @@ RUNTIME_REQUIREMENTS = [
     "pybind11>=2.12",
     "ninja>=1.11",
     "safetensors>=0.4,<1",  # qwen-convert reads and writes Hugging Face weights
+    "psutil>=5.9",  # qwen-bench checkpoint samples host memory (DeepSpeed needs it too)
     # qwen-convert to-hf builds Qwen's tokenizer.json with transformers' TikTokenConverter.
     "transformers>=4.45,<6",
     "zstandard>=0.22,<1", "pyarrow>=15,<25", "xxhash>=3.4,<4", "resiliparse>=0.14,<1", "py3langid>=0.3,<0.4",

@@ -31,7 +31,7 @@ class ModelConfig:
     ffn_hidden_size: Optional[int] = None  # per SwiGLU branch (HF intermediate_size / 2)
     seq_length: Optional[int] = None
     vocab_size: int = 151_851  # Qwen: 151,643 BPE tokens + 208 special tokens
-    make_vocab_size_divisible_by: int = 128  # times TP; 151,936 rows at TP=1, as Qwen ships
+    make_vocab_size_divisible_by: int = 128  # 151,936 rows, as Qwen ships, at every TP that divides them
     rotary_base: float = 10_000.0
     norm_epsilon: float = 1e-6
     init_method_std: float = 0.02
@@ -106,9 +106,8 @@ class CheckpointConfig:
     # A checkpoint (run dir or step dir, e.g. from qwen-convert from-hf) whose weights start a run
     # that does not resume; optimizer, step and data position start fresh.
     init_weights: Optional[str] = None
-    # What the layout-free copy full/ holds besides DeepSpeed's files: "full" (weights and Adam
-    # moments) or "weights" (a third of the size; a resume under another layout restarts the moments).
-    layout_free: str = "full"
+    # Write checkpoints in a background process while training goes on (docs/training.md).
+    async_save: bool = True
 
 
 @dataclass

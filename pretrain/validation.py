@@ -12,7 +12,7 @@ from pretrain.data.indexed_check import DatasetFileError, verify_indexed_dataset
 def _model_problems(config: RunConfig) -> list[str]:
     model, parallel = config.model, config.parallel
     problems = []
-    # The vocabulary needs no check: it is padded to a multiple of make_vocab_size_divisible_by x tp.
+    # The vocabulary needs no check: it is padded to rows TP divides (pretrain/model/vocab.py).
     if model.hidden_size % model.num_attention_heads:
         problems.append(f"model.hidden_size {model.hidden_size} is not divisible by "
                         f"model.num_attention_heads {model.num_attention_heads}")
@@ -25,8 +25,7 @@ def _model_problems(config: RunConfig) -> list[str]:
     choices = {"model.attention_backend": (model.attention_backend, ("auto", "flash", "sdpa", "unfused")),
                "model.kernels": (model.kernels, ("auto", "fused", "torch")),
                "parallel.recompute": (parallel.recompute, ("none", "selective", "full")),
-               "training.precision": (config.training.precision, ("fp32", "bf16")),
-               "checkpoint.layout_free": (config.checkpoint.layout_free, ("full", "weights"))}
+               "training.precision": (config.training.precision, ("fp32", "bf16"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             problems.append(f"{name} is {value!r}; choose one of {', '.join(allowed)}")

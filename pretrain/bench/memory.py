@@ -54,7 +54,7 @@ def _storage_bytes(tensors) -> int:
 def _measure_stage(config) -> Bytes:
     from pretrain.model.builder import build_model
     from pretrain.training.engine import build_engine
-    from pretrain.training.pipeline import masked_mean
+    from pretrain.training.schedules import masked_mean
 
     from megatron.core import parallel_state
 

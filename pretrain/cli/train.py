@@ -84,11 +84,13 @@ def run(argv=None) -> int:
         return _fail(str(error))
     if args.check:
         return _check_memory(config, world_size, args.gpu_memory, planned=args.world_size is not None)
+    from pretrain.checkpoint.sharded_state import SavedTensorMismatch
+    from pretrain.checkpoint.storage import CheckpointDamaged
     from pretrain.training.loop import run_training
 
     try:
         result = run_training(config)
-    except DatasetFileError as error:
+    except (DatasetFileError, CheckpointDamaged, SavedTensorMismatch) as error:
         return _fail(str(error))
     if result.stopped_by:
         print(f"qwen-train: stopped by {result.stopped_by} at step {result.final_step}; "

@@ -3,10 +3,11 @@
 The family comes from config.json's ``model_type`` (``qwen2``: ``Qwen2ForCausalLM`` names;
 ``qwen``: Qwen v1's remote-code names). Names and every shape are checked against config.json
 before any tensor is read. The output is a checkpoint directory holding ``step_00000000`` with the
-weights in the layout-free copy ``full/`` (fp32, Qwen's TP=1 vocabulary padding, no optimizer
-state), a ``config.yaml`` whose model section carries the Hugging Face sizes, ``train_state.json``
-at step 0, the ``COMPLETE`` marker and ``latest``: what ``to-hf`` and ``checkpoint.init_weights``
-read. The imported weights are held in memory once (fp32); the source is read tensor by tensor.
+weights as its sharded state (fp32, Qwen's TP=1 vocabulary padding, no optimizer state, so any
+layout loads it), a ``config.yaml`` whose model section carries the Hugging Face sizes,
+``train_state.json`` at step 0, the ``COMPLETE`` marker and ``latest``: what ``to-hf``,
+``checkpoint.init_weights`` and a resuming run read. Each tensor is read from the source,
+converted and written before the next (:func:`pretrain.checkpoint.tensors.write_weights`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from pretrain.checkpoint import COMPLETE_MARKER, LATEST, TrainState, atomic_write, tag_for
-from pretrain.checkpoint_reshard import FULL_DIR, write_full_model
+from pretrain.checkpoint import COMPLETE_MARKER, LATEST, STATE_DIR, TrainState, atomic_write, tag_for
+from pretrain.checkpoint.tensors import write_weights
 from pretrain.cli.dispatch import positive_int
 from pretrain.config import CHECKPOINT_CONFIG_FILE, ModelConfig, RunConfig
 from pretrain.convert import ConversionError, progress
@@ -105,29 +106,30 @@ def _check_tensors(weights: HFWeights, expected: dict[str, tuple[int, ...]], dir
                                   f"config.json implies {list(shape)}")
 
 
-def _read_model(weights: HFWeights, mappings: list[TensorMapping], model: ModelConfig,
-                directory: Path) -> dict[str, torch.Tensor]:
+def _write_checkpoint(directory: Path, weights: HFWeights, mappings: list[TensorMapping], model: ModelConfig,
+                      source: Path) -> int:
+    """The files of a complete checkpoint as :mod:`pretrain.checkpoint` names them, weights only;
+    returns the number of parameters."""
     rows = padded_vocab_size(model, 1)
-    nbytes = 4 * sum(math.prod(shape) for shape in megatron_shapes(model, rows).values())
-    tensors = {}
-    with progress("from-hf", len(mappings), nbytes) as bar:
-        for mapping in mappings:
-            tensor = from_hf(mapping, [weights.load(name).float() for name in mapping.hf], model.num_attention_heads)
-            if mapping.layout is Layout.VOCAB:
-                tensor = fit_vocab(tensor, rows, model.vocab_size, f"{directory}: {mapping.hf[0]}")
-            tensors[mapping.megatron] = tensor
-            bar.update()
-    return tensors
-
-
-def _write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], model: ModelConfig) -> None:
-    """The files of a complete checkpoint as :mod:`pretrain.checkpoint` names them, weights only."""
+    shapes = megatron_shapes(model, rows)
+    by_name = {mapping.megatron: mapping for mapping in mappings}
+    nbytes = 4 * sum(math.prod(shape) for shape in shapes.values())
     tag = tag_for(0)
-    write_full_model(directory / tag / FULL_DIR, tensors)
+    with progress("from-hf", len(mappings), nbytes) as bar:
+        def convert(name: str) -> torch.Tensor:
+            mapping = by_name[name]
+            tensor = from_hf(mapping, [weights.load(part).float() for part in mapping.hf], model.num_attention_heads)
+            if mapping.layout is Layout.VOCAB:
+                tensor = fit_vocab(tensor, rows, model.vocab_size, f"{source}: {mapping.hf[0]}")
+            bar.update()
+            return tensor
+
+        write_weights(directory / tag / STATE_DIR, shapes, convert)
     atomic_write(directory / tag / "train_state.json", json.dumps(asdict(TrainState())))
     atomic_write(directory / tag / CHECKPOINT_CONFIG_FILE, RunConfig(model=model).to_yaml())
     atomic_write(directory / tag / COMPLETE_MARKER, "")
     atomic_write(directory / LATEST, tag)
+    return sum(math.prod(shape) for shape in shapes.values())
 
 
 def import_checkpoint(hf_dir: Path, output: Path, seq_length: int | None = None, vocab_size: int | None = None,
@@ -139,10 +141,8 @@ def import_checkpoint(hf_dir: Path, output: Path, seq_length: int | None = None,
     weights = HFWeights(hf_dir)
     _check_tensors(weights, _expected_shapes(mappings, model, config.vocab_rows), hf_dir, config.model_type)
     with staged_directory(output, force) as staging:
-        tensors = _read_model(weights, mappings, model, hf_dir)
-        _write_checkpoint(staging, tensors, model)
-    return ImportSummary(output=output, model_type=config.model_type, model=model,
-                         parameters=sum(tensor.numel() for tensor in tensors.values()),
+        parameters = _write_checkpoint(staging, weights, mappings, model, hf_dir)
+    return ImportSummary(output=output, model_type=config.model_type, model=model, parameters=parameters,
                          seconds=time.perf_counter() - start, notes=notes)
 
 

@@ -1,5 +1,5 @@
 """Hugging Face model directories: ``config.json``, weight files (safetensors or torch ``.bin``,
-single or sharded with an index) and writing safetensors shards one at a time."""
+single or sharded with an index) and writing safetensors shards one tensor at a time."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from pretrain.config import ModelConfig
 from pretrain.convert import ConversionError
+from pretrain.convert.safetensors_stream import write_safetensors_file
 from tools.tokenizer import EOD_ID
 
 # Looked for in this order; an index names the shard files.
@@ -191,19 +191,20 @@ def plan_shards(sizes: Sequence[int], max_bytes: int) -> list[range]:
     return shards + [range(start, len(sizes))]
 
 
-def write_safetensors(directory: Path, shards: Iterator[dict[str, torch.Tensor]], count: int) -> list[str]:
-    """Each of ``count`` shards to its own file as it comes (so one shard is in memory at a time),
-    named as transformers names them, plus the index when there is more than one; returns the files."""
+def write_safetensors(directory: Path, shards: Sequence[Sequence[tuple[str, tuple[int, ...]]]], dtype: torch.dtype,
+                      tensors: Iterator[tuple[str, torch.Tensor]]) -> list[str]:
+    """Each planned shard (a list of (name, shape)) to its own file, taking the tensors from
+    ``tensors`` in plan order as they come (one in memory at a time), named as transformers names
+    them, plus the index when there is more than one; returns the files."""
+    count = len(shards)
     names = (["model.safetensors"] if count == 1
              else [f"model-{index:05d}-of-{count:05d}.safetensors" for index in range(1, count + 1)])
     weight_map, total_bytes = {}, 0
     umask = os.umask(0)
     os.umask(umask)
-    for name, tensors in zip(names, shards, strict=True):
-        save_file(tensors, str(directory / name), metadata={"format": "pt"})
-        os.chmod(directory / name, 0o666 & ~umask)  # safetensors creates its files private (0600)
-        weight_map.update(dict.fromkeys(tensors, name))
-        total_bytes += sum(tensor.nbytes for tensor in tensors.values())
+    for name, planned in zip(names, shards, strict=True):
+        total_bytes += write_safetensors_file(directory / name, list(planned), dtype, tensors, 0o666 & ~umask)
+        weight_map.update(dict.fromkeys((tensor for tensor, _ in planned), name))
     if count > 1:
         write_json(directory / INDEX_FILE, {"metadata": {"total_size": total_bytes}, "weight_map": weight_map})
     return names

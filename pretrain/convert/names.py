@@ -1,6 +1,7 @@
 """Where each megatron-core parameter of the Qwen model lives in a Hugging Face checkpoint.
 
-Names: megatron-core ``GPTModel``'s global parameter names (those of ``full/``) against Qwen2
+Names: megatron-core ``GPTModel``'s parameter names in a one-stage model (layer N global; the
+checkpoint stacks the layers, :mod:`pretrain.checkpoint.tensors`) against Qwen2
 (``Qwen2ForCausalLM`` in transformers) and Qwen v1 (``QWenLMHeadModel``, remote code). The tensor
 layouts differ in two places:
 
@@ -20,7 +21,6 @@ from enum import Enum
 
 import torch
 
-from pretrain.checkpoint_reshard import SavedTensorMismatch, fit_vocab_rows
 from pretrain.config import ModelConfig
 from pretrain.convert import ConversionError
 
@@ -112,11 +112,18 @@ def hf_shapes(mapping: TensorMapping, megatron_shape: tuple[int, ...]) -> list[t
 
 
 def fit_vocab(tensor: torch.Tensor, rows: int, vocab_size: int, name: str) -> torch.Tensor:
-    """A ``Layout.VOCAB`` tensor with ``rows`` rows (padding cut or added; never a real token's row)."""
-    try:
-        return fit_vocab_rows(tensor, rows, vocab_size, name)
-    except SavedTensorMismatch as error:
-        raise ConversionError(str(error)) from None
+    """A ``Layout.VOCAB`` tensor with ``rows`` rows: padding rows (index >= ``vocab_size``) cut or
+    added as zeros; never a real token's row."""
+    if tensor.shape[0] == rows:
+        return tensor
+    if tensor.shape[0] < vocab_size:
+        raise ConversionError(f"{name}: {tensor.shape[0]} rows for a vocabulary of {vocab_size} tokens")
+    if tensor.shape[0] > rows:
+        if rows < vocab_size:
+            raise ConversionError(f"{name}: cutting {tensor.shape[0]} rows to {rows} would drop real tokens "
+                                  f"(the vocabulary has {vocab_size}; only padding rows may go)")
+        return tensor[:rows]
+    return torch.cat([tensor, tensor.new_zeros((rows - tensor.shape[0], *tensor.shape[1:]))])
 
 
 def _qkv_blocks(per_head: torch.Tensor, heads: int) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """``qwen-convert to-hf``: a checkpoint as a Hugging Face ``Qwen2ForCausalLM`` directory.
 
-Reads the checkpoint's layout-free copy ``full/`` (so a checkpoint saved under any TP x PP x DP x
-ZeRO layout converts alike) and its ``config.yaml``; writes ``config.json``,
-``generation_config.json`` and safetensors weights, sharded with an index above
-``--max-shard-size``. Tensors are converted one at a time into the shard being written; the saved
-copy is memory-mapped, so beside it one shard is in memory (twice while safetensors serializes it).
+Reads the checkpoint's sharded state (saved under any TP x PP x DP x ZeRO layout; each tensor
+gathered from the chunks that hold it, :mod:`pretrain.checkpoint.tensors`) and its ``config.yaml``;
+writes ``config.json``, ``generation_config.json`` and safetensors weights, sharded with an index
+above ``--max-shard-size``. One tensor at a time is read, converted and appended to the file being
+written (:mod:`pretrain.convert.safetensors_stream`), so memory holds one tensor and its parts.
 The embedding and output layer get Qwen's TP=1 padding (151,936 rows for its vocabulary): padding
 rows are cut or added as zeros. A model with Qwen's vocabulary (151,851 ids) gets Qwen's tokenizer
 as ``tokenizer.json`` and its config files (pretrain.convert.tokenizer_files), so that
@@ -23,11 +23,13 @@ from pathlib import Path
 import torch
 
 from pretrain.checkpoint import CheckpointNotFound, resolve_checkpoint
-from pretrain.checkpoint_reshard import read_full_model
+from pretrain.checkpoint.storage import CheckpointDamaged
+from pretrain.checkpoint.store import saved_tensors
+from pretrain.checkpoint.tensors import CheckpointTensors
 from pretrain.config import ConfigError, ModelConfig, saved_run_config
 from pretrain.convert import ConversionError, progress
 from pretrain.convert.hf import generation_config, plan_shards, qwen2_config, write_json, write_safetensors
-from pretrain.convert.names import QWEN2, Layout, TensorMapping, fit_vocab, megatron_shapes, to_hf
+from pretrain.convert.names import QWEN2, Layout, TensorMapping, fit_vocab, hf_shapes, megatron_shapes, to_hf
 from pretrain.convert.staging import staged_directory
 from pretrain.convert.tokenizer_files import QWEN_VOCAB_SIZE, write_qwen_tokenizer
 from pretrain.model.vocab import padded_vocab_size
@@ -67,38 +69,40 @@ def parse_size(text: str) -> int:
     return size
 
 
-def _read_checkpoint(path: Path) -> tuple[Path, ModelConfig, dict[str, torch.Tensor]]:
+def _read_checkpoint(path: Path) -> tuple[Path, ModelConfig, CheckpointTensors]:
     try:
         checkpoint = resolve_checkpoint(path)
         model = saved_run_config(checkpoint).model
-    except (CheckpointNotFound, ConfigError) as error:
+        return checkpoint, model, CheckpointTensors(saved_tensors(checkpoint))
+    except (CheckpointNotFound, ConfigError, CheckpointDamaged) as error:
         raise ConversionError(str(error).splitlines()[0]) from None
-    return checkpoint, model, read_full_model(checkpoint)
 
 
 class _Exporter:
     """Megatron tensors of one checkpoint as Qwen2 tensors of one dtype."""
 
-    def __init__(self, checkpoint: Path, model: ModelConfig, saved: dict[str, torch.Tensor], dtype: torch.dtype):
+    def __init__(self, checkpoint: Path, model: ModelConfig, saved: CheckpointTensors, dtype: torch.dtype):
         self.checkpoint, self.model, self.saved, self.dtype = checkpoint, model, saved, dtype
         self.vocab_rows = padded_vocab_size(model, 1)
         self.mappings = QWEN2.mappings(model.num_layers)
         shapes = megatron_shapes(model, self.vocab_rows)
-        if missing := sorted(set(shapes) - set(saved)):
-            raise ConversionError(f"{checkpoint}: the layout-free copy has no tensor {missing[0]}")
-        if extra := sorted(set(saved) - set(shapes)):
-            raise ConversionError(f"{checkpoint}: the layout-free copy has a tensor {extra[0]} that the model of "
+        if missing := sorted(set(shapes) - set(saved.shapes)):
+            raise ConversionError(f"{checkpoint}: the checkpoint has no tensor {missing[0]}")
+        if extra := sorted(set(saved.shapes) - set(shapes)):
+            raise ConversionError(f"{checkpoint}: the checkpoint has a tensor {extra[0]} that the model of "
                                   "its config.yaml does not")
+        self.hf_shapes = {}
         for mapping in self.mappings:
-            found, wanted = list(saved[mapping.megatron].shape), list(shapes[mapping.megatron])
+            found, wanted = list(saved.shapes[mapping.megatron]), list(shapes[mapping.megatron])
             compared = slice(1, None) if mapping.layout is Layout.VOCAB else slice(None)  # rows are fitted later
             if found[compared] != wanted[compared]:
                 raise ConversionError(f"{checkpoint}: {mapping.megatron} has shape {found}; "
                                       f"its config.yaml implies {wanted}")
+            self.hf_shapes[mapping.megatron] = list(zip(mapping.hf, hf_shapes(mapping, shapes[mapping.megatron])))
         self.sizes = [math.prod(shapes[m.megatron]) * dtype.itemsize for m in self.mappings]
 
     def tensors(self, mapping: TensorMapping) -> dict[str, torch.Tensor]:
-        tensor = self.saved[mapping.megatron]
+        tensor = self.saved.read(mapping.megatron)
         if mapping.layout is Layout.VOCAB:
             tensor = fit_vocab(tensor, self.vocab_rows, self.model.vocab_size, f"{self.checkpoint}: {mapping.megatron}")
         parts = to_hf(mapping, tensor.to(self.dtype), self.model.num_attention_heads)
@@ -107,13 +111,16 @@ class _Exporter:
                                   "use --dtype bf16 or fp32")
         return dict(zip(mapping.hf, parts))
 
-    def shards(self, ranges: list[range], bar):
-        for shard in ranges:
-            tensors = {}
-            for index in shard:
-                tensors.update(self.tensors(self.mappings[index]))
-                bar.update()
-            yield tensors
+    def planned(self, ranges: list[range]) -> list[list[tuple[str, tuple[int, ...]]]]:
+        """(name, shape) of the Hugging Face tensors of each shard, in order."""
+        return [[part for index in shard for part in self.hf_shapes[self.mappings[index].megatron]]
+                for shard in ranges]
+
+    def stream(self, bar):
+        """Every Hugging Face tensor in order, one megatron tensor read at a time."""
+        for mapping in self.mappings:
+            yield from self.tensors(mapping).items()
+            bar.update()
 
 
 def export_checkpoint(checkpoint: Path, output: Path, dtype: str = "bf16", max_shard_bytes: int = 5 * 10**9,
@@ -123,7 +130,7 @@ def export_checkpoint(checkpoint: Path, output: Path, dtype: str = "bf16", max_s
     ranges = plan_shards(exporter.sizes, max_shard_bytes)
     total_bytes = sum(exporter.sizes)
     with staged_directory(output, force) as staging, progress("to-hf", len(exporter.mappings), total_bytes) as bar:
-        files = write_safetensors(staging, exporter.shards(ranges, bar), len(ranges))
+        files = write_safetensors(staging, exporter.planned(ranges), exporter.dtype, exporter.stream(bar))
         write_json(staging / "config.json", qwen2_config(exporter.model, exporter.vocab_rows, exporter.dtype))
         write_json(staging / "generation_config.json", generation_config())
         with_tokenizer = exporter.model.vocab_size == QWEN_VOCAB_SIZE

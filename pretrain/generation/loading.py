@@ -34,9 +34,12 @@ def read_model_config(checkpoint: str | Path) -> tuple[Path, ModelConfig]:
 
 def load_checkpoint_model(checkpoint: str | Path, precision: str = "fp32",
                           device: torch.device | str = "cpu") -> CheckpointModel:
-    """Build the run's model, copy the layout-free weights in (whatever TP/PP/ZeRO the run used),
-    and put it in eval mode on ``device``."""
-    from pretrain.checkpoint_reshard import load_full_model
+    """Build the run's model, read its weights from the sharded checkpoint (whatever TP/PP/ZeRO the
+    run used; tensor by tensor, into the parameters), and put it in eval mode on ``device``."""
+    from pretrain.checkpoint.placement import placements
+    from pretrain.checkpoint.sharded_state import SavedTensorMismatch
+    from pretrain.checkpoint.storage import CheckpointDamaged
+    from pretrain.checkpoint.store import load_model_weights
     from pretrain.model.builder import build_model
     from pretrain.parallel.distributed import initialize_distributed
 
@@ -47,7 +50,7 @@ def load_checkpoint_model(checkpoint: str | Path, precision: str = "fp32",
         initialize_distributed(single, seed=0)
     model = build_model(model_config, single, precision)
     try:
-        load_full_model(model, step_dir)
-    except RuntimeError as error:  # a parameter missing from, or shaped unlike, the saved copy
+        load_model_weights(model, placements(model), step_dir)
+    except (SavedTensorMismatch, CheckpointDamaged) as error:  # a tensor missing, misshaped, or a file broken
         raise CheckpointNotFound(str(error).splitlines()[0]) from None
     return CheckpointModel(model.to(device).eval(), model_config, step_dir)

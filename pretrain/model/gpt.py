@@ -1,15 +1,16 @@
 """megatron-core's ``GPTModel`` with Qwen's loss: padding rows of the vocabulary stay out of the
 softmax, and with fused kernels the output layer and the loss are one op.
 
-megatron pads the output layer to a multiple of ``make_vocab_size_divisible_by x TP`` rows; left in
-the softmax, those rows would make the loss depend on the tensor-parallel size. Both paths here
-leave them out:
+The output layer has padding rows beyond the real tokens (pretrain/model/vocab.py: 151,936 rows for
+Qwen's 151,851 tokens); left in the softmax, they would change the loss, and with a padding that
+depends on the tensor-parallel size, make it depend on TP. Both paths here leave them out:
 - ``torch``: the logits of padding rows are set to -inf before megatron-core's
   ``vocab_parallel_cross_entropy``;
 - ``fused`` (:func:`kernels.lmhead.fused_linear_cross_entropy`): the kernels never compute them.
 The fused path replaces the output layer's projection and the loss only where labels are given
 (training and evaluation). Generation (no labels) still gets megatron-core's logits, for the
-positions it asks for.
+positions it asks for, padding rows included; its sampler never picks them
+(pretrain/generation/sampling.py).
 """
 
 from __future__ import annotations

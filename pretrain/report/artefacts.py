@@ -6,7 +6,7 @@ describes what the run wrote. The layout is the demo's (``python -m pretrain.dem
 
     RUN/data/            qwen-data pipeline output (pipeline_summary.json, <stage>/removed/, ...)
     RUN/train/           metrics.jsonl
-    RUN/checkpoints/     step_XXXXXXXX/ (config.yaml, full/, ...), latest
+    RUN/checkpoints/     step_XXXXXXXX/ (config.yaml, state/, ...), latest
     RUN/hf/              qwen-convert to-hf output
     RUN/sample.jsonl     qwen-generate --prompt-file output
     RUN/demo.json        the demo's step commands and seconds
@@ -52,7 +52,7 @@ class Run:
     metrics: list[dict[str, Any]]
     config: dict[str, Any]  # the last checkpoint's config.yaml
     checkpoints: list[tuple[str, int]]  # step directory name, bytes
-    full_copy_bytes: int
+    state_bytes: int  # the last checkpoint's sharded state (state/)
     export: list[tuple[str, int]]  # file name, bytes
     samples: list[dict[str, Any]]  # prompt, completion
     steps: dict[str, Any] = field(default_factory=dict)
@@ -132,8 +132,8 @@ def _removed_examples(data: Path, stage: str, text_field: str) -> tuple[dict[str
 def _checkpoints(directory: Path) -> tuple[list[tuple[str, int]], int, dict[str, Any]]:
     steps = sorted(p for p in directory.glob("step_*") if (p / "COMPLETE").exists())
     config = yaml.safe_load((steps[-1] / "config.yaml").read_text(encoding="utf-8")) if steps else {}
-    full = _tree_bytes(steps[-1] / "full") if steps and (steps[-1] / "full").is_dir() else 0
-    return [(p.name, _tree_bytes(p)) for p in steps], full, config
+    state = _tree_bytes(steps[-1] / "state") if steps and (steps[-1] / "state").is_dir() else 0
+    return [(p.name, _tree_bytes(p)) for p in steps], state, config
 
 
 def read_run(directory: Path) -> Run:
@@ -156,13 +156,13 @@ def read_run(directory: Path) -> Run:
     report = data / "decontaminate" / "decontamination_report.json"
     leaked = [item for item in _json(report)["items"] if item["documents"]] if report.is_file() else []
     metrics_file = directory / "train" / "metrics.jsonl"
-    checkpoints, full_bytes, config = _checkpoints(directory / "checkpoints")
+    checkpoints, state_bytes, config = _checkpoints(directory / "checkpoints")
     hf = directory / "hf"
     export = sorted((p.name, p.stat().st_size) for p in hf.iterdir() if p.is_file()) if hf.is_dir() else []
     sample_file = directory / "sample.jsonl"
     demo = directory / "demo.json"
     return Run(directory=directory, stages=stages, sources=sources, removed=removed, rejected=rejected,
                leaked_items=leaked, metrics=_jsonl(metrics_file) if metrics_file.is_file() else [], config=config,
-               checkpoints=checkpoints, full_copy_bytes=full_bytes, export=export,
+               checkpoints=checkpoints, state_bytes=state_bytes, export=export,
                samples=_jsonl(sample_file) if sample_file.is_file() else [],
                steps=_json(demo)["steps"] if demo.is_file() else {})

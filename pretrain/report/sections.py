@@ -136,9 +136,9 @@ def layout_section(run: Run) -> Section:
               f"{training.get('precision')}, global batch {training.get('global_batch_size')}.")
     rows = [[name, f"{size / 2**20:.1f} MiB"] for name, size in run.checkpoints]
     parts: list = [layout, Table(["checkpoint", "size"], rows)]
-    if run.full_copy_bytes:
-        parts.append(f"Of the last checkpoint, the layout-free copy (full/, loadable under any layout) is "
-                     f"{run.full_copy_bytes / 2**20:.1f} MiB.")
+    if run.state_bytes:
+        parts.append(f"Of the last checkpoint, the sharded state (state/: one copy of the fp32 weights and Adam "
+                     f"moments, written by every rank, loadable under any layout) is {run.state_bytes / 2**20:.1f} MiB.")
     return Section("Layout and checkpoints", parts)
 
 

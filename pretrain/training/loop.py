@@ -1,4 +1,8 @@
-"""The training loop: data -> DeepSpeed engine steps -> metrics, evaluation and checkpoints."""
+"""The training loop: data -> steps of the parallel model -> metrics, evaluation and checkpoints.
+
+The layout (TP x PP x DP x ZeRO, and how a checkpoint of any layout comes back) is
+:mod:`pretrain.training.layout`'s; this loop reads the same for every one.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pretrain.checkpoint import CheckpointStore, TrainState, resolve_checkpoint
-from pretrain.checkpoint_reshard import load_full_model
-from pretrain.config import CHECKPOINT_CONFIG_FILE, RunConfig, saved_run_config
+from pretrain.checkpoint.store import CheckpointStore
+from pretrain.config import RunConfig
 from pretrain.data.batches import MicroBatchSampler, micro_batches, prefetching_loader
 from pretrain.data.datasets import build_datasets
 from pretrain.data.embedded import build_embedded_corpus
-from pretrain.model.builder import build_model
 from pretrain.parallel.distributed import initialize_distributed, io_phase, local_device
-from pretrain.parallel.sequence_parallel import sum_sequence_parallel_gradients
-from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
+from pretrain.training.layout import parallelize
 from pretrain.training.metrics import (MetricsLogger, device_peak_tflops, flops_per_token, memory_gib,
                                       model_flops_utilization)
-from pretrain.training.pipeline import PipelineSchedule, masked_mean
 from pretrain.training.signals import StopRequest
 from pretrain.training.step_metrics import IntervalReading, StepMetrics, ThroughputWindow
 from tools.tokenizer import EOD_ID
@@ -48,25 +48,13 @@ class Trainer:
         self.log.info("resolved config:\n" + config.to_yaml())
         self.log.info(f"world size {self.launch.world_size} = tp {config.parallel.tp} x pp {config.parallel.pp} "
                       f"x dp {self.dp_size} (ZeRO stage {config.parallel.zero_stage})")
-
+        # Before the model: the store's writer forks its helper process while this one is small.
+        self.store = CheckpointStore(config.checkpoint, self.launch.rank, self.log.info) if config.checkpoint.dir else None
         with io_phase(config.parallel):
             self.data = self._build_data()
-        model = build_model(config.model, config.parallel, config.training.precision)
-        if config.parallel.sequence_parallel:
-            sum_sequence_parallel_gradients(model)
-        checkpoint = config.checkpoint
-        self.store = (CheckpointStore(checkpoint.dir, self.launch.rank, config.parallel.zero_stage,
-                                      config.training.precision, checkpoint.keep_last, checkpoint.layout_free == "full")
-                      if checkpoint.dir else None)
-        self.resume_tag, self.resharded = self._find_resume_tag(model)
-        self._load_init_weights(model)
-        self.engine = build_engine(model, config, self.dp_size)
-        self.pipeline = (PipelineSchedule(self.engine, config.model.seq_length, config.training.micro_batch_size)
-                         if config.parallel.pp > 1 else None)
-        self.state = TrainState()
+            self.model, self.state = parallelize(config, self.store, self.log.info)
         self.accumulation = config.training.global_batch_size // (config.training.micro_batch_size * self.dp_size)
         self.train_batches = None  # the prefetching iterator, from the data position on (run())
-        self.grad_norm: torch.Tensor | float = 0.0
         self.peak_tflops, self.peak_source = device_peak_tflops(config.logging.peak_tflops)
         self.flops_per_token = flops_per_token(config.model)
 
@@ -92,10 +80,6 @@ class Trainer:
             value /= self.dp_size
         return value.item()
 
-    def _forward_loss(self, batch: dict) -> torch.Tensor:
-        per_token = self.engine(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
-        return masked_mean(per_token, batch["loss_mask"])
-
     def _sampler(self, first_sample: int, end_sample: int) -> MicroBatchSampler:
         training = self.config.training
         return MicroBatchSampler(first_sample, end_sample, training.global_batch_size, training.micro_batch_size,
@@ -110,100 +94,39 @@ class Trainer:
         sampler = self._sampler(self.state.consumed_samples, training.train_steps * training.global_batch_size)
         return iter(prefetching_loader(self.data.train, sampler, self.config.data.num_workers))
 
-    def _optimizer_step(self) -> None:
-        if self.engine.is_gradient_accumulation_boundary() and not deepspeed_reports_grad_norm(self.config):
-            self.grad_norm = clip_and_measure(self.engine, self.config.optimizer.clip_grad)
-        self.engine.step()
-
     def train_step(self) -> torch.Tensor:
         """One optimizer step on the next global batch; its loss on this rank stays on the device."""
-        training = self.config.training
         batches = [self._to_device(next(self.train_batches)) for _ in range(self.accumulation)]
-        if self.pipeline:
-            loss = self.pipeline.forward_backward(batches)
-            self._optimizer_step()
-        else:
-            loss = torch.zeros((), device=self.device)
-            for batch in batches:
-                micro_loss = self._forward_loss(batch)
-                self.engine.backward(micro_loss)
-                self._optimizer_step()
-                loss += micro_loss.detach().float() / len(batches)
-        if deepspeed_reports_grad_norm(self.config):
-            norm = self.engine.get_global_grad_norm()  # a device tensor: not read here
-            self.grad_norm = 0.0 if norm is None else norm
+        loss = self.model.train_step(batches)
         self.state.step += 1
-        self.state.consumed_samples += training.global_batch_size
+        self.state.consumed_samples += self.config.training.global_batch_size
         return loss
 
-    @torch.no_grad()
     def evaluate(self) -> float | None:
         if self.data.valid is None or len(self.data.valid) == 0:
             return None
         training = self.config.training
-        self.engine.eval()
         total, count = torch.zeros((), device=self.device), 0
         for round_index in range(training.eval_iters):
             first = (round_index * training.global_batch_size) % max(1, len(self.data.valid) - training.global_batch_size + 1)
             batches = self._batches(self.data.valid, first)
-            if self.pipeline:
-                total += self.pipeline.evaluate(batches) * len(batches)
-            else:
-                total += sum(self._forward_loss(batch).float() for batch in batches)
+            total += self.model.evaluate(batches) * len(batches)
             count += len(batches)
-        self.engine.train()
         return self._dp_mean(total / count)
 
-    def _find_resume_tag(self, model: torch.nn.Module) -> tuple[str | None, bool]:
-        """The checkpoint to resume from and whether it needs resharding; a resharded checkpoint's
-        weights go into the model here, before DeepSpeed partitions it."""
-        if not (self.store and self.config.checkpoint.resume):
-            return None, False
-        tag, notes = self.store.find_resume_tag()
-        resharded = tag is not None and self.store.saved_under_another_layout(tag)
-        if resharded:
-            notes.append(self.store.load_model_from_another_layout(model, tag))
-        for note in notes:
-            self.log.info(f"checkpoint: {note}")
-        return tag, resharded
-
-    def _load_init_weights(self, model: torch.nn.Module) -> None:
-        """``checkpoint.init_weights`` into the model before DeepSpeed partitions it, unless the run
-        resumes (then the resumed weights win); optimizer, step and data position start fresh."""
-        source = self.config.checkpoint.init_weights
-        if source is None:
-            return
-        if self.resume_tag is not None:
-            self.log.info(f"checkpoint: resuming from {self.store.directory / self.resume_tag}; "
-                          f"checkpoint.init_weights {source} is not used")
-            return
-        path = resolve_checkpoint(source)
-        load_full_model(model, path)
-        self.log.info(f"checkpoint: initialized the weights from {path} (optimizer, step and data position "
-                      "start fresh)")
-        # Not errors: raising the RoPE base or the context is how long-context training starts.
-        saved = saved_run_config(path).model
-        for name in ("rotary_base", "norm_epsilon", "seq_length"):
-            if getattr(saved, name) != getattr(self.config.model, name):
-                self.log.info(f"checkpoint: note: model.{name} is {getattr(self.config.model, name)} in this run, "
-                              f"{getattr(saved, name)} where the weights were trained ({path / CHECKPOINT_CONFIG_FILE})")
-
-    def resume(self) -> None:
-        if self.resume_tag is None:
-            return
+    def _start_save(self) -> None:
+        """A checkpoint of this step, written in the background with checkpoint.async_save."""
         with io_phase(self.config.parallel):
-            self.state, notes = self.store.load(self.engine, self.resume_tag, self.resharded)
-        for note in notes:
-            self.log.info(f"checkpoint: {note}")
-        self.log.info(f"checkpoint: resumed from {self.store.directory / self.resume_tag} at step {self.state.step}")
+            self.model.save(self.store, self.state)
 
     def save(self) -> str | None:
+        """A checkpoint of this step, complete on return; its path."""
         if self.store is None:
             return None
         with io_phase(self.config.parallel):
-            path = self.store.save(self.engine, self.state, self.config.to_yaml())
-        self.log.info(f"checkpoint: saved {path}")
-        return str(path)
+            self.model.save(self.store, self.state)
+            self.store.wait()
+        return str(self.store.latest())
 
     def _log_step(self, reading: IntervalReading, window: ThroughputWindow) -> None:
         """Rank 0 logs the interval: its mean loss (each step's is in the TrainResult), the last
@@ -214,7 +137,7 @@ class Trainer:
         world = self.launch.world_size
         mfu, mfu_palm = (model_flops_utilization(tokens_per_second, flops, self.peak_tflops, world)
                          for flops in (self.flops_per_token.causal, self.flops_per_token.palm))
-        metrics = {"loss": loss, "lr": self.engine.get_lr()[0], "grad_norm": reading.grad_norm,
+        metrics = {"loss": loss, "lr": self.model.learning_rate(), "grad_norm": reading.grad_norm,
                    "tokens_per_second": tokens_per_second, "mfu": mfu, "mfu_palm": mfu_palm,
                    "memory_gib": memory_gib()}
         self.log.log(self.state.step, metrics,
@@ -234,7 +157,6 @@ class Trainer:
         """Train to ``training.train_steps``. The host reads the device only at log intervals (the
         losses, gradient norm and stop flag together), at evaluation and at checkpoints."""
         stop = StopRequest()
-        self.resume()
         self.log.info(f"MFU peak: {self.peak_tflops:.2f} TFLOP/s per device ({self.peak_source}); "
                       f"{self.flops_per_token.causal:.3e} FLOPs per token (6N + causal attention; "
                       f"PaLM's count {self.flops_per_token.palm:.3e})")
@@ -250,7 +172,8 @@ class Trainer:
         if self.state.step > first_step and not result.stopped_by \
                 and self.config.training.train_steps % self.config.training.eval_interval:
             self._log_eval(result)
-        # A run resumed at its last step has nothing new to evaluate or save.
+        # A run resumed at its last step has nothing new to evaluate or save. A save still being
+        # written (also when a stop signal ended the loop) is finished first.
         if self.state.step > first_step:
             result.checkpoint = self.save() or result.checkpoint
         result.final_step = self.state.step
@@ -263,7 +186,7 @@ class Trainer:
         metrics, window = StepMetrics(self.dp_group, self.dp_size), ThroughputWindow()
         while self.state.step < training.train_steps:
             loss = self.train_step()
-            metrics.record(self.state.step, loss, self.grad_norm)
+            metrics.record(self.state.step, loss, self.model.grad_norm)
             window.count_step()
             stopping = False
             if self.state.step % training.log_interval == 0 or self.state.step == training.train_steps:
@@ -272,6 +195,8 @@ class Trainer:
                 self._log_step(reading, window)
                 window.restart()
                 stopping = stop.agreed(reading.stop)
+                if self.store is not None:
+                    self.store.poll()  # a background save whose files are all written becomes latest
             if self.state.step % training.eval_interval == 0:
                 with window.excluding():
                     self._log_eval(result)
@@ -282,7 +207,7 @@ class Trainer:
             if checkpoint.save_interval and self.state.step % checkpoint.save_interval == 0 \
                     and self.state.step < training.train_steps:
                 with window.excluding():
-                    result.checkpoint = self.save()
+                    self._start_save()
 
 
 def run_training(config: RunConfig) -> TrainResult:

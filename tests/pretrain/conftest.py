@@ -131,19 +131,23 @@ def run_processes(nproc: int, overrides: list[str], timeout: float = 900) -> sub
 PARITY_STEPS = 20
 
 
-@pytest.fixture(scope="session")
-def initial_checkpoint(small_vocab_prefix, tmp_path_factory) -> Path:
-    """A step-0 checkpoint of a single-process run: the one set of initial weights every layout
-    loads (through the layout-free copy when its layout differs)."""
-    checkpoint = tmp_path_factory.mktemp("initial") / "ckpt"
+def write_initial_checkpoint(prefix: str, checkpoint: Path, *extra: str) -> Path:
+    """A step-0 checkpoint of a single-process parity run (with ``extra`` overrides)."""
     script = ("import sys; from pretrain.config import load_config; from pretrain.training.loop import Trainer; "
               "Trainer(load_config(None, sys.argv[1:])).save()")
     env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE", "MASTER_PORT")}
-    overrides = parity_overrides(small_vocab_prefix, checkpoint.parent, PARITY_STEPS, f"checkpoint.dir={checkpoint}")
+    overrides = parity_overrides(prefix, checkpoint.parent, PARITY_STEPS, f"checkpoint.dir={checkpoint}", *extra)
     done = subprocess.run([sys.executable, "-c", script, *overrides], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return checkpoint
+
+
+@pytest.fixture(scope="session")
+def initial_checkpoint(small_vocab_prefix, tmp_path_factory) -> Path:
+    """A step-0 checkpoint of a single-process run: the one set of initial weights every layout
+    loads (resharded to its own layout)."""
+    return write_initial_checkpoint(small_vocab_prefix, tmp_path_factory.mktemp("initial") / "ckpt")
 
 
 def train_layout(prefix: str, checkpoint: Path, run_dir: Path, nproc: int, steps: int, *extra: str) -> str:
@@ -151,6 +155,19 @@ def train_layout(prefix: str, checkpoint: Path, run_dir: Path, nproc: int, steps
     done = run_processes(nproc, parity_overrides(prefix, run_dir, steps, f"checkpoint.dir={checkpoint}", *extra))
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stderr
+
+
+def saved_tensor(checkpoint: Path, key: str):
+    """The whole fp32 tensor ``key`` of a checkpoint's sharded state, whatever layout wrote it."""
+    import torch
+
+    from pretrain.checkpoint.store import saved_tensors
+    from pretrain.checkpoint.tensors import whole_tensor_request
+
+    saved = saved_tensors(checkpoint)
+    values = torch.empty(saved.shape(key))
+    saved.load([whole_tensor_request(key, values)])
+    return values
 
 
 @pytest.fixture(scope="session")

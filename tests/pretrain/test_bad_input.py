@@ -77,9 +77,9 @@ def test_valid_config_passes_the_check(copied_prefix, capsys):
 
 
 def test_a_setting_outside_its_choices_names_them(capsys):
-    assert qwen_train(["--check", "data.embedded_corpus=true", "checkpoint.layout_free=moments"]) == 2
+    assert qwen_train(["--check", "data.embedded_corpus=true", "parallel.recompute=some"]) == 2
     [line] = error_lines(capsys)
-    assert "checkpoint.layout_free is 'moments'; choose one of full, weights" in line
+    assert "parallel.recompute is 'some'; choose one of none, selective, full" in line
 
 
 def test_a_dataset_too_small_for_the_validation_split_is_named_not_left_to_hang(tmp_path, capsys):

@@ -17,7 +17,7 @@ import torch
 from pretrain.config import load_config
 from pretrain.model.builder import build_model
 from pretrain.training.engine import build_engine
-from pretrain.training.pipeline import PipelineSchedule, masked_mean
+from pretrain.training.schedules import PipelineSchedule, masked_mean
 
 MICRO_BATCHES = 4
 SEQ = 32
@@ -70,7 +70,7 @@ def test_bf16_gradients_accumulate_in_fp32(backward, zero_stage, single_process_
         for batch in batches:
             engine.backward(_loss(engine, batch))
     else:
-        PipelineSchedule(engine, SEQ, 1).forward_backward(batches)
+        PipelineSchedule(engine, SEQ, 1).forward_backward(batches, optimizer_step=lambda: None)
 
     from deepspeed.utils import safe_get_full_grad
 

@@ -15,7 +15,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pretrain.checkpoint import COMPLETE_MARKER, resolve_checkpoint
-from pretrain.checkpoint_reshard import SavedTensorMismatch, load_full_model, read_full_model
+from pretrain.checkpoint.placement import placements
+from pretrain.checkpoint.sharded_state import SavedTensorMismatch
+from pretrain.checkpoint.store import load_model_weights, saved_tensors
+from pretrain.checkpoint.tensors import CheckpointTensors
 from pretrain.cli.convert import run as qwen_convert
 from pretrain.cli.train import run as qwen_train
 from pretrain.config import ModelConfig, ParallelConfig, fill_from_preset, load_config
@@ -32,7 +35,8 @@ MODEL_FIELDS = ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_
 
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    return read_full_model(resolve_checkpoint(checkpoint))
+    tensors = CheckpointTensors(saved_tensors(resolve_checkpoint(checkpoint)))
+    return {name: tensors.read(name) for name in tensors.shapes}
 
 
 def model_sizes(checkpoint: Path) -> dict:
@@ -98,7 +102,7 @@ def test_transformers_computes_megatrons_logits_from_the_export(trained, exporte
     from transformers import Qwen2ForCausalLM
 
     ours = build_model(load_config(trained / "config.yaml").model, ParallelConfig()).eval()
-    load_full_model(ours, trained)
+    load_model_weights(ours, placements(ours), trained)
     theirs = Qwen2ForCausalLM.from_pretrained(exported, dtype=torch.float32).eval()
     tokens = torch.randint(0, 151_851, (2, 32), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -169,8 +173,8 @@ def test_qwen_v1_names_import_as_the_same_checkpoint(exported, imported, tmp_pat
     assert model_sizes(tmp_path / "ckpt") == model_sizes(imported)
 
 
-def test_tp2_run_starts_from_imported_tp1_weights_with_its_vocabulary_padded(corpus_prefixes, imported, tmp_path):
-    """151,936 rows at TP=1 become 152,064 at TP=2; lr 0 keeps the weights as loaded."""
+def test_tp2_run_starts_from_imported_tp1_weights_with_the_same_vocabulary_rows(corpus_prefixes, imported, tmp_path):
+    """151,936 rows at TP=1 stay 151,936 at TP=2 (each rank 75,968); lr 0 keeps the weights as loaded."""
     done = run_processes(2, run_overrides(corpus_prefixes, tmp_path, 1, "parallel.tp=2", "optimizer.lr=0",
                                           f"checkpoint.dir={tmp_path / 'ckpt'}", f"checkpoint.init_weights={imported}"))
     assert done.returncode == 0, done.stderr[-4000:]
@@ -179,15 +183,15 @@ def test_tp2_run_starts_from_imported_tp1_weights_with_its_vocabulary_padded(cor
     assert f"model.rotary_base is 10000.0 in this run, {float(ROTARY_BASE)} where the weights were trained" in done.stderr
     assert json.loads((tmp_path / "ckpt" / "step_00000001" / "train_state.json").read_text())["step"] == 1
     expected, saved = weights(imported), weights(tmp_path / "ckpt")
-    assert saved["embedding.word_embeddings.weight"].shape[0] == 152_064
+    assert saved["embedding.word_embeddings.weight"].shape[0] == 151_936
+    assert expected.keys() == saved.keys()
     for name, tensor in expected.items():
-        assert torch.equal(saved[name][:tensor.shape[0]], tensor), name
-        assert not saved[name][tensor.shape[0]:].any(), name
+        assert torch.equal(saved[name], tensor), name
 
 
 def test_imported_checkpoint_directory_resumes_and_a_resume_wins_over_init_weights(corpus_prefixes, exported,
                                                                                    imported, tmp_path):
-    """No DeepSpeed files and no schedule: even a single process loads it from full/ and starts fresh."""
+    """No optimizer state and no schedule: the run loads the weights and starts those fresh."""
     doubled = tmp_path / "doubled-hf"
     doubled.mkdir()
     shutil.copy(exported / "config.json", doubled)
@@ -208,7 +212,7 @@ def test_imported_checkpoint_directory_resumes_and_a_resume_wins_over_init_weigh
 def test_loading_into_a_smaller_vocabulary_refuses_to_drop_real_tokens(trained, single_process_groups):
     model = build_model(tiny_model(vocab_size=512), ParallelConfig())
     with pytest.raises(SavedTensorMismatch, match=r"embedding\.word_embeddings\.weight.*would drop real tokens"):
-        load_full_model(model, trained)
+        load_model_weights(model, placements(model), trained)
 
 
 def test_init_weights_of_other_sizes_is_refused_at_start_up(imported, capsys):
@@ -278,3 +282,61 @@ def test_to_hf_replaces_a_non_empty_output_only_with_force(trained, tmp_path, ca
                                                         "tokenizer_config.json"]
     assert json.loads((output / "config.json").read_text())["torch_dtype"] == "bfloat16"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_to_hf_names_a_truncated_shard_file_in_one_line(trained, tmp_path, capsys):
+    shutil.copytree(trained, tmp_path / "step_00000002")
+    victim = sorted((tmp_path / "step_00000002" / "state").glob("*.distcp"))[0]
+    with open(victim, "r+b") as handle:
+        handle.truncate(1000)
+    assert convert("to-hf", tmp_path / "step_00000002", tmp_path / "out") == 2
+    assert f"{victim}: truncated to 1000 bytes" in error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+# Layers dominate this model (8 x 12.6 MB; its largest tensor, fc1, is 5.8 MB): an export that held the
+# model would show in its memory.
+LAYERED = ["model.hidden_size=512", "model.num_attention_heads=8", "model.ffn_hidden_size=1408", "model.num_layers=8"]
+EXPORT_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch.distributed.checkpoint, tqdm  # imported before the measurement: modules are not the model
+from pretrain.bench.host_memory import PeakMemory
+from pretrain.convert.to_hf import export_checkpoint
+with PeakMemory() as memory:
+    export_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), dtype="fp32")
+print(json.dumps({"memory": memory.above_start}))
+"""
+
+
+def test_to_hf_of_a_tp2_pp2_checkpoint_matches_megatron_and_holds_one_tensor_not_the_model(
+        small_vocab_prefix, tmp_path, single_process_groups):
+    import subprocess
+    import sys
+
+    from transformers import Qwen2ForCausalLM
+
+    from tests.pretrain.conftest import REPO, train_layout
+
+    train_layout(small_vocab_prefix, tmp_path / "ckpt", tmp_path / "run", 4, 1, "parallel.tp=2", "parallel.pp=2",
+                 *LAYERED)
+    checkpoint = resolve_checkpoint(tmp_path / "ckpt")
+    done = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, str(checkpoint), str(tmp_path / "hf")], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    memory = json.loads(done.stdout.splitlines()[-1])["memory"]
+    model_config = load_config(checkpoint / "config.yaml").model
+    ours = build_model(model_config, ParallelConfig()).eval()
+    load_model_weights(ours, placements(ours), checkpoint)
+    model_bytes = sum(p.numel() * 4 for p in ours.parameters())
+    largest = max(p.numel() * 4 for p in ours.parameters())
+    print(f"to-hf peak memory above its start: {memory / 2**20:.1f} MiB; the model {model_bytes / 2**20:.1f} MiB, "
+          f"its largest tensor {largest / 2**20:.1f} MiB")
+    assert memory < model_bytes / 3
+
+    theirs = Qwen2ForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
+    tokens = torch.randint(0, model_config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        difference = (theirs(tokens).logits - ours(tokens, torch.arange(32).expand(2, 32), None)).abs().max().item()
+    print(f"TP2 x PP2 checkpoint: max |transformers - megatron-core| logit difference {difference:.1e}")
+    assert difference < 1e-5

@@ -1,6 +1,10 @@
-"""Pipeline parallelism: megatron-core's 1F1B schedule drives the DeepSpeed engine.
+"""How one global batch runs through this rank: DeepSpeed's micro-batch steps, or megatron-core's 1F1B
+pipeline schedule driving the DeepSpeed engine.
 
-megatron-core's ``get_forward_backward_func`` runs the micro-batches of one global step through
+Both take the optimizer step as a callable and call it where DeepSpeed expects it, so the training
+loop runs a step the same way under every layout (:mod:`pretrain.training.layout`).
+
+Pipeline parallelism: megatron-core's ``get_forward_backward_func`` runs the micro-batches of one global step through
 this rank's stage (sending activations forward and gradients back over the pipeline group) and
 does the backward itself, outside DeepSpeed. DeepSpeed then only reduces the accumulated gradients
 over the data-parallel group and steps the optimizer (ZeRO-0/1): exactly the split DeepSpeed's own
@@ -38,6 +42,31 @@ def _forward_step(data_iterator, model):
     return per_token, partial(_loss_func, batch["loss_mask"])
 
 
+class MicroBatchSchedule:
+    """Without pipeline parallelism: DeepSpeed runs each micro-batch's backward, and its step after
+    each one only updates at the last (gradient accumulation)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        return masked_mean(self.engine(batch["tokens"], batch["position_ids"], None, labels=batch["labels"]),
+                           batch["loss_mask"])
+
+    def forward_backward(self, batches: list[dict], optimizer_step) -> torch.Tensor:
+        loss = torch.zeros((), device=batches[0]["tokens"].device)
+        for batch in batches:
+            micro_loss = self._loss(batch)
+            self.engine.backward(micro_loss)
+            optimizer_step()
+            loss += micro_loss.detach().float() / len(batches)
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, batches: list[dict]) -> torch.Tensor:
+        return sum(self._loss(batch).float() for batch in batches) / len(batches)
+
+
 class PipelineSchedule:
     def __init__(self, engine, seq_length: int, micro_batch_size: int):
         self.engine = engine
@@ -61,10 +90,11 @@ class PipelineSchedule:
         torch.distributed.all_reduce(loss, group=parallel_state.get_pipeline_model_parallel_group())
         return loss
 
-    def forward_backward(self, batches: list[dict]) -> torch.Tensor:
-        """Gradients of the global batch on this stage (not yet reduced over data parallel)."""
+    def forward_backward(self, batches: list[dict], optimizer_step) -> torch.Tensor:
+        """Gradients of the global batch on this stage, reduced over data parallel, then the step."""
         loss = self._run(batches, forward_only=False)
         self.engine.allreduce_gradients()
+        optimizer_step()
         return loss
 
     @torch.no_grad()
