@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from tools.dedup.clusters import resolve
+from tools.dedup.clusters import keep_decisions
 from tools.dedup.labelled import build_labelled_set, score
 from tools.dedup.lsh import Banding, candidate_probability
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
@@ -103,9 +103,7 @@ def test_a_chain_of_verified_pairs_never_removes_a_document_unlike_its_partner()
     # a~b and b~c verified, a and c not similar: b goes (partner a), c stays (its only
     # similar neighbour b was removed), so no removed document lacks a similar kept partner.
     left, right, similarity = np.array([0, 1]), np.array([1, 2]), np.array([0.85, 0.86])
-    resolution = resolve(left, right, similarity, priority=np.array([0, 1, 2]))
-    assert resolution.removed == {1: (0, 0.85)}
-    assert resolution.cluster_sizes == {0: 3}
+    assert keep_decisions(left, right, similarity, priority=np.array([0, 1, 2])) == {1: (0, 0.85)}
 
 
 def test_labelled_set_quality_at_threshold_0_8(tmp_path):

@@ -141,7 +141,18 @@ class Signer:
             return None
         if len(hashes) > SIGNATURE_CHUNK:
             hashes = np.unique(hashes)  # MinHash is over the set; repetitive long texts shrink a lot
+        return LeanMinHash(self._sketch(hashes))
+
+    def shingle_set(self, text: str) -> np.ndarray:
+        """The document's shingles as sorted unique uint32 hashes (exact Jaccard compares these)."""
+        return np.unique(shingle_hashes(text, self.word_ngram, self.char_ngram))
+
+    def signature(self, shingles: np.ndarray) -> np.ndarray:
+        """The MinHash signature (uint32, ``num_perm``) of a non-empty shingle set."""
+        return self._sketch(shingles).hashvalues.astype(np.uint32)
+
+    def _sketch(self, hashes: np.ndarray) -> MinHash:
         sketch = self._template.copy()
         for start in range(0, len(hashes), SIGNATURE_CHUNK):
             sketch.update_batch([hashes[start:start + SIGNATURE_CHUNK]])
-        return LeanMinHash(sketch)
+        return sketch

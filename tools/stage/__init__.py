@@ -80,11 +80,20 @@ from tools.stage.errors import InputError
 from tools.stage.inputs import expand_inputs
 from tools.stage.reader import RecordParser, read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.stages import (CorpusStage, DocumentStage, RunSummary, ShardSelection, run_corpus_stage,
-                                run_document_stage)
+
+_STAGES = ("CorpusStage", "DocumentStage", "run_corpus_stage", "run_document_stage")
+
+
+def __getattr__(name: str):
+    # tools.stage.stages builds on tools.executor, which builds on this package's lower modules
+    # (writer, pool, signals): imported on first use, so either package can be imported first.
+    if name in _STAGES:
+        from tools.stage import stages
+
+        return getattr(stages, name)
+    raise AttributeError(f"module 'tools.stage' has no attribute {name!r}")
 
 __all__ = [
     "CorpusStage", "Document", "DocumentStage", "InputError", "RecordParser", "Rejection", "Removal",
-    "RunSummary", "Shard", "ShardSelection", "StageConfig", "expand_inputs", "read_documents",
-    "run_corpus_stage", "run_document_stage",
+    "Shard", "StageConfig", "expand_inputs", "read_documents", "run_corpus_stage", "run_document_stage",
 ]

@@ -81,7 +81,7 @@ class TokenizeTask:
 
         with (atomic_jsonl_writers(*paths) as (removed, rejected),
               building_dataset(shard_prefix(out, shard), dtype, tokenizer.eod) as dataset):
-            for item in read_documents(shard.path, self.config.parser):
+            for item in read_documents(shard.path, self.config.parser, shard.byte_range):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
                     unreadable |= item.stops_file
