@@ -13,6 +13,7 @@ import json
 import random
 import re
 import sysconfig
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -36,12 +37,39 @@ def jaccard(a: str, b: str) -> float:
 @dataclass(frozen=True)
 class LabelledSet:
     documents: list[dict]  # {"id", "text", "group"} in keep-priority order
-    pairs: list[tuple[str, str, float]]  # every within-group pair: (earlier id, later id, exact Jaccard)
+    # every within-group pair, and any other pair of Jaccard >= SIMILAR_FLOOR: (earlier id, later id, Jaccard)
+    pairs: list[tuple[str, str, float]]
 
     def write(self, path: Path) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             for doc in self.documents:
                 handle.write(json.dumps(doc) + "\n")
+
+
+SIMILAR_FLOOR = 0.5
+_COMMON_SHINGLE = 64  # shingles in more documents than this (boilerplate) do not make candidates
+
+
+def other_similar_pairs(documents: list[dict], floor: float = SIMILAR_FLOOR) -> list[tuple[str, str, float]]:
+    """Pairs from different groups with exact Jaccard >= ``floor`` (real text can repeat itself),
+    found through an inverted index of the truth shingles, never through MinHash."""
+    shingles = [truth_shingles(doc["text"]) for doc in documents]
+    postings: dict[tuple[str, ...], list[int]] = {}
+    for number, found in enumerate(shingles):
+        for shingle in found:
+            postings.setdefault(shingle, []).append(number)
+    shared: Counter[tuple[int, int]] = Counter()
+    for holders in postings.values():
+        if 1 < len(holders) <= _COMMON_SHINGLE:
+            shared.update(combinations(holders, 2))
+    pairs = []
+    for (a, b), count in shared.items():
+        if documents[a]["group"] == documents[b]["group"] or count < floor * min(len(shingles[a]), len(shingles[b])):
+            continue
+        similarity = len(shingles[a] & shingles[b]) / len(shingles[a] | shingles[b])
+        if similarity >= floor:
+            pairs.append((documents[a]["id"], documents[b]["id"], similarity))
+    return pairs
 
 
 def _stdlib_windows(count: int, words_per_doc: int, rng: random.Random) -> list[str]:
@@ -88,23 +116,39 @@ def build_labelled_set(originals: int = 1000, copy_share: float = 0.5, max_copie
                               "text": _edit(text, rng.choice(EDIT_RATES), vocabulary, rng)})
         documents.extend(group)
         pairs.extend((a["id"], b["id"], jaccard(a["text"], b["text"])) for a, b in combinations(group, 2))
-    return LabelledSet(documents, pairs)
+    return LabelledSet(documents, pairs + other_similar_pairs(documents))
 
 
 @dataclass(frozen=True)
 class Quality:
-    precision: float  # removed documents whose named kept partner has exact Jaccard >= 0.7
-    recall: float  # documents with an earlier partner of Jaccard >= 0.85 that were removed
+    threshold: float
+    recall: float  # share of the documents a perfect detector removes (same keep rule) that were removed
+    precision: float  # share of removed documents whose named kept partner has exact Jaccard >= threshold
     removed: int
     should_remove: int
 
 
-def score(labelled: LabelledSet, removed: dict[str, str], recall_at: float = 0.85,
-          precision_at: float = 0.7) -> Quality:
-    """``removed``: removed id -> the kept partner id the dedup run named."""
+def ideal_removals(labelled: LabelledSet, threshold: float) -> set[str]:
+    """What dedup should remove with exact Jaccard and the keep rule of ``clusters``: in document
+    order (the keep priority), a document goes when a similar document was kept before it."""
+    similar: dict[str, set[str]] = {}
+    for a, b, similarity in labelled.pairs:
+        if similarity >= threshold:
+            similar.setdefault(a, set()).add(b)
+            similar.setdefault(b, set()).add(a)
+    kept: set[str] = set()
+    removed: set[str] = set()
+    for doc in labelled.documents:
+        (removed if similar.get(doc["id"], set()) & kept else kept).add(doc["id"])
+    return removed
+
+
+def evaluate(labelled: LabelledSet, removed: dict[str, str], threshold: float) -> Quality:
+    """``removed``: removed id -> the kept partner id the dedup run named; the truth is exact
+    Jaccard at ``threshold`` (the run's own threshold)."""
     text_of = {doc["id"]: doc["text"] for doc in labelled.documents}
-    should = {later for _, later, similarity in labelled.pairs if similarity >= recall_at}
-    correct = sum(1 for doc, partner in removed.items() if jaccard(text_of[doc], text_of[partner]) >= precision_at)
-    return Quality(precision=correct / len(removed) if removed else 1.0,
-                   recall=len(should & set(removed)) / len(should) if should else 1.0,
-                   removed=len(removed), should_remove=len(should))
+    should = ideal_removals(labelled, threshold)
+    correct = sum(1 for doc, partner in removed.items() if jaccard(text_of[doc], text_of[partner]) >= threshold)
+    return Quality(threshold, recall=len(should & set(removed)) / len(should) if should else 1.0,
+                   precision=correct / len(removed) if removed else 1.0, removed=len(removed),
+                   should_remove=len(should))

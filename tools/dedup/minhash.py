@@ -47,7 +47,7 @@ VERIFICATIONS = ("exact", "signature")
 class MinHashSettings:
     threshold: float = field(default=0.8, metadata=allowed(low=0, high=1, low_open=True))
     # candidate probability wanted at the threshold
-    target_recall: float = field(default=0.99, metadata=allowed(low=0, high=1, low_open=True))
+    target_recall: float = field(default=0.999, metadata=allowed(low=0, high=1, low_open=True))
     num_perm: int = field(default=128, metadata=allowed(low=2))
     seed: int = field(default=1, metadata=allowed(low=0))
     word_ngram: int = field(default=5, metadata=allowed(low=1))

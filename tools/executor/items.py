@@ -32,10 +32,11 @@ def task_items(items: list[str], task: int, tasks: int) -> list[str]:
 
 def _run_and_mark(step: Step, todo: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     item, key = todo
-    started, clock = time.time(), time.perf_counter()
+    started, clock, cpu = time.time(), time.perf_counter(), time.process_time()
     reset_peak()
     result = step.work.run(item)
-    Markers(step.markers).mark(item, key, result, started, time.perf_counter() - clock, peak_mb())
+    Markers(step.markers).mark(item, key, result, started, time.perf_counter() - clock, time.process_time() - cpu,
+                               peak_mb())
     return item, result
 
 

@@ -4,7 +4,8 @@ A marker holds the item's result and the key it was computed from (the input fil
 digests of what else the result depends on). A rerun, a resubmitted SLURM task or another machine
 skips exactly the items whose marker has the same key, so an interrupted run resumes where it
 stopped and a changed input redoes only what it changed. Markers also keep when an item ran, for
-how long and its peak memory, which the manifests and ``qwen-bench dedup`` report per step.
+how long (wall and CPU seconds) and its peak memory, which the manifests and ``qwen-bench dedup``
+report per step.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Markers:
         return marker["result"]
 
     def mark(self, item: str, key: dict[str, Any], result: dict[str, Any], started: float, seconds: float,
-             peak_rss_mb: float | None) -> None:
+             cpu_seconds: float, peak_rss_mb: float | None) -> None:
         write_json_atomic(self.path(item), {"item": item, "key": _canonical(key), "result": result,
                                             "started": round(started, 3), "seconds": round(seconds, 3),
-                                            "peak_rss_mb": peak_rss_mb})
+                                            "cpu_s": round(cpu_seconds, 3), "peak_rss_mb": peak_rss_mb})

@@ -37,6 +37,13 @@ SLURM_DIR = "slurm"
 JOB_FILE = "job.pkl"
 
 
+def write_job_file(job: Job, directory: Path) -> Path:
+    """The job as every task loads it."""
+    path = Path(directory) / JOB_FILE
+    write_bytes_atomic(path, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
 def step_tasks(step: Step, tasks: int) -> int:
     return 1 if step.single else tasks
 
@@ -119,8 +126,7 @@ class SlurmExecutor:
     def submit(self, job: Job, state: SlurmState, start: int, first_tasks: list[int]) -> None:
         """Submit step ``start`` (only ``first_tasks``) and every later step, each after the one before."""
         directory = state.directory
-        job_file = directory / JOB_FILE
-        write_bytes_atomic(job_file, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        job_file = write_job_file(job, directory)
         (directory / "logs").mkdir(parents=True, exist_ok=True)
         previous = None
         for index in range(start, len(job.steps)):

@@ -78,15 +78,19 @@ class WriteWork(ShardWork):
         return FilterTask(self.decisions, self.stage_run.config)(self.shard(item))
 
 
-def _phase(markers: Markers, items: int, since: float) -> dict[str, Any]:
-    """Timing of a step's items that ran in this run (from their markers)."""
-    records = [m for m in map(json.loads, _marker_texts(markers.directory)) if m.get("started", 0) >= since]
+def _phase(markers: Markers, since: float) -> dict[str, Any]:
+    """Timing of a step's items that ran in this run (from their markers): wall seconds from the
+    first start to the last end, the items' wall and CPU seconds, the largest item peak memory."""
+    every = list(map(json.loads, _marker_texts(markers.directory)))
+    items = len(every)
+    records = [m for m in every if m.get("started", 0) >= since]
     if not records:
         return {"items": items, "ran": 0}
     ends = [m["started"] + m["seconds"] for m in records]
     peaks = [m["peak_rss_mb"] for m in records if m.get("peak_rss_mb") is not None]
     return {"items": items, "ran": len(records), "wall_s": round(max(ends) - min(m["started"] for m in records), 3),
-            "task_s": round(sum(m["seconds"] for m in records), 3), "peak_rss_mb": max(peaks, default=None)}
+            "task_s": round(sum(m["seconds"] for m in records), 3),
+            "cpu_s": round(sum(m.get("cpu_s", 0) for m in records), 3), "peak_rss_mb": max(peaks, default=None)}
 
 
 def _marker_texts(directory: Path) -> Iterator[str]:
@@ -123,7 +127,7 @@ class FinishWork:
         totals = total_counts(record["result"] for record in records)
         skipped = sum(1 for record in records if record["started"] < plan.planned_at)
         wall = time.time() - plan.planned_at
-        phases = {name: _phase(Markers(Path(directory)), len(plan.shards), plan.planned_at)
+        phases = {name: _phase(Markers(Path(directory)), plan.planned_at)
                   for name, directory in self.phases}
         extra = {**(self.extras(run) if self.extras else {}), "skipped_files": plan.skipped_files,
                  "shards": len(plan.shards), "phases": phases}
