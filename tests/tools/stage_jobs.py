@@ -90,9 +90,11 @@ STAGE_ARGS = {  # the same jobs as qwen-data command lines (without --input/--ou
 }
 
 
-def sorted_lines(directory: Path) -> list[str]:
-    """Every line of every JSONL file under ``directory``, sorted by the record's id."""
-    lines = [line for path in sorted(directory.rglob("*.jsonl")) for line in path.read_text().splitlines()]
+def sorted_lines(directory: Path, output: Path) -> list[str]:
+    """Every line of every JSONL file under ``directory``, sorted by the record's id; paths inside
+    ``output`` (a pipeline stage's input is the stage before's output) written as OUTPUT/..."""
+    lines = [line.replace(str(output), "OUTPUT") for path in sorted(directory.rglob("*.jsonl"))
+             for line in path.read_text().splitlines()]
     return sorted(lines, key=lambda line: (json.loads(line).get("id", ""), line))
 
 
@@ -101,8 +103,8 @@ def outputs(output: Path) -> dict[str, object]:
     (for the pipeline, of every stage), and the tokenized datasets' bytes."""
     found: dict[str, object] = {}
     for kept in sorted(output.rglob("kept")):
-        found[str(kept.relative_to(output))] = sorted_lines(kept)
-        found[str((kept.parent / "removed").relative_to(output))] = sorted_lines(kept.parent / "removed")
+        found[str(kept.relative_to(output))] = sorted_lines(kept, output)
+        found[str((kept.parent / "removed").relative_to(output))] = sorted_lines(kept.parent / "removed", output)
     for dataset in sorted(output.rglob("text_document.*")):
         found[str(dataset.relative_to(output))] = dataset.read_bytes()
     return found

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from tools.decontaminate.benchmarks import BenchmarkItem
 from tools.decontaminate.index import BenchmarkIndex, file_version, load_index
 from tools.decontaminate.removal import REMOVAL_REASONS, RemovalRules, apply_rules
-from tools.executor.job import Job, Step
+from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
 from tools.stage.document import Document, Removal
 from tools.stage.filter import Decider
@@ -68,24 +68,21 @@ def _benchmark(run: StageRun) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class BenchmarkIndexWork:
+class BenchmarkIndexWork(OneItem):
     """Builds the n-gram index when the benchmark contents changed (indexes of other contents
     are deleted)."""
 
     stage_run: StageRun
-    items_: tuple[BenchmarkItem, ...]
+    benchmark_items: tuple[BenchmarkItem, ...]
     n: int
-    unit: ClassVar[str] = "benchmark index"
-
-    def items(self) -> list[str]:
-        return ["benchmarks"]
+    unit: ClassVar[str] = "benchmarks"
 
     def key(self, item: str) -> dict[str, Any]:
         return {"contents": self.contents}
 
     @functools.cached_property
     def contents(self) -> str:
-        return digest([self.n, [(item.label, item.text) for item in self.items_]])
+        return digest([self.n, [(item.label, item.text) for item in self.benchmark_items]])
 
     def run(self, item: str) -> dict[str, Any]:
         work_dir = self.stage_run.work_dir
@@ -93,7 +90,7 @@ class BenchmarkIndexWork:
         if not path.exists():
             for stale in work_dir.glob(INDEX_FILE.format(digest="*")):
                 stale.unlink()
-            BenchmarkIndex.build(list(self.items_), self.n).save(path)
+            BenchmarkIndex.build(list(self.benchmark_items), self.n).save(path)
         write_json_atomic(work_dir / BENCHMARK_FILE, {"index": str(path), "contents": self.contents})
         return {"index": str(path)}
 
@@ -131,19 +128,13 @@ def frequent_ngrams(scans: list[tuple[Shard, dict[str, Any]]], limit: int) -> se
 
 
 @dataclass(frozen=True)
-class FrequenciesWork:
+class FrequenciesWork(OneItem):
     """Counts n-gram document frequencies over every shard's scan; writes which documents of
     which shard to edit (a new shard can make an n-gram frequent and so un-cut a finished one)."""
 
     stage_run: StageRun
     limit: int
-    unit: ClassVar[str] = "count"
-
-    def items(self) -> list[str]:
-        return ["frequencies"]
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {}
+    unit: ClassVar[str] = "frequencies"
 
     def run(self, item: str) -> dict[str, Any]:
         scans = _scans(self.stage_run)
@@ -237,18 +228,12 @@ def leaked_items_text(report: dict[str, Any], ngram: int) -> str:
 
 
 @dataclass(frozen=True)
-class ReportWork:
+class ReportWork(OneItem):
     """``decontamination_report.json``: per benchmark item, the training documents holding it."""
 
     stage_run: StageRun
     settings: DecontaminationConfig
     unit: ClassVar[str] = "report"
-
-    def items(self) -> list[str]:
-        return ["report"]
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {}
 
     def run(self, item: str) -> dict[str, Any]:
         run = self.stage_run

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from tools.dedup.index import CorpusLayout, corpus_layout
-from tools.dedup.partitions import hash_bounds, partition_items, partition_number, sorted_slice
+from tools.dedup.index import CorpusLayout
+from tools.dedup.partitions import PartitionWork, hash_bounds, partition_items, partition_number, sorted_slice
 from tools.dedup.verify import estimated_jaccard, exact_jaccard
 from tools.stage.plan import StageRun
 from tools.stage.writer import write_npy_atomic
-
-if TYPE_CHECKING:
-    from tools.dedup.minhash import MinHashDedup
 
 EDGE = np.dtype([("a", np.int64), ("b", np.int64), ("sim", np.float64)])
 
@@ -71,20 +68,13 @@ def _band_slice(layout: CorpusLayout, band: int, low: int, high: int | None) -> 
 
 
 @dataclass(frozen=True)
-class BucketWork:
-    stage_run: StageRun
-    stage: "MinHashDedup"
-    unit: ClassVar[str] = "partition"
-
+class BucketWork(PartitionWork):
     def items(self) -> list[str]:
         return bucket_items(self.stage.banding.bands, self.stage_run.partitions)
 
-    def key(self, item: str) -> dict[str, Any]:
-        return {"corpus": corpus_layout(self.stage_run, self.stage.keep).key}
-
     def run(self, item: str) -> dict[str, Any]:
         settings = self.stage.settings
-        layout = corpus_layout(self.stage_run, self.stage.keep)
+        layout = self.layout()
         band = int(item[1:4])
         hashes, documents = _band_slice(layout, band, *hash_bounds(partition_number(item), self.stage_run.partitions))
         left, right, oversized = bucket_pairs(hashes, documents, settings.max_bucket)

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from tools.dedup.components import routed_path
-from tools.dedup.index import corpus_layout, load_array, merge_remedy
-from tools.dedup.partitions import partition_items, partition_number
+from tools.dedup.index import load_array, merge_remedy
+from tools.dedup.partitions import PartitionWork, partition_number
 from tools.dedup.removals import write_removals
-from tools.stage.plan import StageRun
-
-if TYPE_CHECKING:
-    from tools.dedup.minhash import MinHashDedup
 
 NEAR_DETAILS = [("similarity", np.float64), ("cluster_size", np.int64)]
 REPORTED_CLUSTERS = 20
@@ -49,20 +45,10 @@ def keep_decisions(left: np.ndarray, right: np.ndarray, similarity: np.ndarray,
 
 
 @dataclass(frozen=True)
-class ResolveWork:
-    stage_run: StageRun
-    stage: "MinHashDedup"
-    unit: ClassVar[str] = "partition"
-
-    def items(self) -> list[str]:
-        return partition_items(self.stage_run.partitions)
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {"corpus": corpus_layout(self.stage_run, self.stage.keep).key}
-
+class ResolveWork(PartitionWork):
     def run(self, item: str) -> dict[str, Any]:
         run, target = self.stage_run, partition_number(item)
-        layout = corpus_layout(run, self.stage.keep)
+        layout = self.layout()
         slices = []
         for part in range(run.partitions):
             routed = load_array(routed_path(run, part), merge_remedy(run))

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tools.dedup.buckets import EDGE, bucket_items, edges_path
 from tools.dedup.index import CorpusLayout, corpus_layout, load_array, merge_remedy
-from tools.dedup.partitions import node_bounds, node_partition, partition_items, partition_number, spread
+from tools.dedup.partitions import PartitionWork, node_bounds, node_partition, partition_number, spread
 from tools.stage.plan import StageRun
 from tools.stage.writer import write_npy_atomic
 
@@ -88,17 +88,8 @@ def _write_labels(path: Path, nodes: np.ndarray, labels: np.ndarray) -> None:
 
 
 @dataclass(frozen=True)
-class ComponentsWork:
-    stage_run: StageRun
-    stage: "MinHashDedup"
-    round: int  # 1 or 2
-    unit: ClassVar[str] = "partition"
-
-    def items(self) -> list[str]:
-        return partition_items(self.stage_run.partitions)
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {"corpus": corpus_layout(self.stage_run, self.stage.keep).key}
+class ComponentsWork(PartitionWork):
+    round: int = 1  # 1 or 2
 
     def run(self, item: str) -> dict[str, Any]:
         graph, part = _Graph(self.stage_run, self.stage), partition_number(item)
@@ -163,17 +154,7 @@ def routed_path(run: StageRun, part: int) -> Path:
 
 
 @dataclass(frozen=True)
-class RouteWork:
-    stage_run: StageRun
-    stage: "MinHashDedup"
-    unit: ClassVar[str] = "partition"
-
-    def items(self) -> list[str]:
-        return partition_items(self.stage_run.partitions)
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {"corpus": corpus_layout(self.stage_run, self.stage.keep).key}
-
+class RouteWork(PartitionWork):
     def run(self, item: str) -> dict[str, Any]:
         graph, part, count = _Graph(self.stage_run, self.stage), partition_number(item), self.stage_run.partitions
         pending = np.concatenate([graph.load("pending", other) for other in range(count)])

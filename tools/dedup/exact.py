@@ -13,14 +13,14 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import xxhash
 
 from tools.dedup.index import corpus_layout, merge_remedy, save_shard_index
 from tools.dedup.keep import KeepPolicy
-from tools.dedup.partitions import hash_bounds, partition_items, partition_number, sorted_slice
+from tools.dedup.partitions import PartitionWork, hash_bounds, partition_items, partition_number, sorted_slice
 from tools.dedup.removals import RemovalTables, write_removals
 from tools.executor.job import Step
 from tools.executor.markers import Markers
@@ -93,21 +93,11 @@ class ExactDedup:
 
 
 @dataclass(frozen=True)
-class GroupsWork:
+class GroupsWork(PartitionWork):
     """One hash-prefix partition: its groups of equal hashes and their keep decisions."""
 
-    stage_run: StageRun
-    stage: ExactDedup
-    unit: ClassVar[str] = "partition"
-
-    def items(self) -> list[str]:
-        return partition_items(self.stage_run.partitions)
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {"corpus": corpus_layout(self.stage_run, self.stage.keep).key}
-
     def run(self, item: str) -> dict[str, Any]:
-        layout = corpus_layout(self.stage_run, self.stage.keep)
+        layout = self.layout()
         low, high = hash_bounds(partition_number(item), self.stage_run.partitions)
         parts = []
         for position in range(len(layout.shards)):

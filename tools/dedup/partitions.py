@@ -3,9 +3,14 @@ values (hash-prefix partitions) or of global document numbers (component partiti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import numpy as np
 
+from tools.dedup.index import CorpusLayout, corpus_layout
 from tools.dedup.shingles import splitmix64
+from tools.stage.plan import StageRun
 
 _HASH_SPACE = 1 << 64
 
@@ -44,3 +49,22 @@ def node_partition(nodes: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 def spread(values: np.ndarray, count: int) -> np.ndarray:
     """A partition for each value, hashed so that neighbouring values land apart."""
     return (splitmix64(values.astype(np.uint64)) % np.uint64(count)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PartitionWork:
+    """Base of a merge step's work: one item per partition, each valid while the indexed corpus,
+    the settings and the partition count are unchanged."""
+
+    stage_run: StageRun
+    stage: Any  # the dedup stage (its ``keep`` policy orders the corpus)
+    unit: ClassVar[str] = "partition"
+
+    def items(self) -> list[str]:
+        return partition_items(self.stage_run.partitions)
+
+    def key(self, item: str) -> dict[str, Any]:
+        return {"corpus": self.layout().key}
+
+    def layout(self) -> CorpusLayout:
+        return corpus_layout(self.stage_run, self.stage.keep)

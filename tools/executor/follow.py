@@ -15,7 +15,6 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from tools.executor.job import Job
-from tools.executor.markers import Markers
 from tools.executor.options import SlurmOptions
 from tools.executor.queue import SlurmError, active_tasks, scancel
 from tools.executor.state import SlurmState, array_spec, clear_failure, read_failure

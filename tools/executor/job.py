@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 
 class Work(Protocol):
@@ -29,6 +29,19 @@ class Work(Protocol):
 
     def run(self, item: str) -> dict[str, Any]:
         """Do the item's work; return a small JSON-serializable result."""
+
+
+class OneItem:
+    """Base of a step's work that is one item named after its ``unit``, done once it has run
+    (subclasses whose result depends on more override ``key``)."""
+
+    unit: ClassVar[str]
+
+    def items(self) -> list[str]:
+        return [self.unit]
+
+    def key(self, item: str) -> dict[str, Any]:
+        return {}
 
 
 @dataclass(frozen=True)

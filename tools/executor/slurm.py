@@ -70,19 +70,33 @@ def first_incomplete(job: Job, tasks: int) -> tuple[int, list[int]]:
     return len(job.steps), []
 
 
-def script_text(job: Job, index: int, options: SlurmOptions, job_file: Path, logs: Path) -> str:
-    step = job.steps[index]
+def job_groups(job: Job, start: int) -> list[list[int]]:
+    """The steps from ``start`` as SLURM jobs: each multi-task step alone, consecutive one-item
+    steps (finish, a pipeline's record, the next stage's plan) together in one job."""
+    groups: list[list[int]] = []
+    for index in range(start, len(job.steps)):
+        single = job.steps[index].single
+        if groups and single and job.steps[groups[-1][-1]].single:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def script_text(job: Job, group: list[int], options: SlurmOptions, job_file: Path, logs: Path) -> str:
+    step = job.steps[group[0]]
     tasks = step_tasks(step, options.tasks)
-    name = f"{index + 1:02d}-{step.name}"
+    name = f"{group[0] + 1:02d}-{step.name}"
+    steps = " + ".join(f"{job.steps[i].description} ({i + 1})" for i in group)
     lines = [
         "#!/bin/bash",
-        f"# {job.name}, step {index + 1} of {len(job.steps)}: {step.description}.",
+        f"# {job.name}, step{'s' if len(group) > 1 else ''} of {len(job.steps)}: {steps}.",
         f"# {tasks} task(s): task i runs items i, i+{tasks}, ... of the step and skips those already finished",
         "# (completion markers), so any task can be resubmitted alone once the steps before it are done:",
         f"#   sbatch --array=I {shlex.quote(str(logs.parent / (name + '.sbatch')))}",
         f"# Submitted by: {shlex.join(sys.argv)}",
-        f"#SBATCH --job-name={job.name.replace(' ', '-')}-{step.name}",
-        f"#SBATCH --output={logs / (name + '-%A_%a.log')}",
+        f"#SBATCH --job-name=qwen-data-{step.name}",
+        f"#SBATCH --output=\"{logs / (name + '-%A_%a.log')}\"",  # sbatch splits directives at spaces
         f"#SBATCH --cpus-per-task={options.cpus_per_task}",
         "#SBATCH --kill-on-invalid-dep=yes",
     ]
@@ -91,8 +105,8 @@ def script_text(job: Job, index: int, options: SlurmOptions, job_file: Path, log
             lines.append(f"#SBATCH --{flag}={value}")
     lines += [f"#SBATCH {line.removeprefix('#SBATCH').strip()}" for line in options.sbatch_lines]
     lines += ["set -euo pipefail", f"cd {shlex.quote(os.getcwd())}",
-              f"exec {shlex.quote(options.python)} -m tools.executor.task {shlex.quote(str(job_file))} {index} "
-              f"--tasks {options.tasks}", ""]
+              f"exec {shlex.quote(options.python)} -m tools.executor.task {shlex.quote(str(job_file))} "
+              f"{' '.join(map(str, group))} --tasks {options.tasks}", ""]
     return "\n".join(lines)
 
 
@@ -104,6 +118,8 @@ class SlurmExecutor:
         """Submit what is unfinished; with ``--wait`` follow it to the end. True when the job is
         finished here (followed), False when it was only submitted."""
         directory = Path(job.output) / SLURM_DIR
+        if '"' in str(directory.resolve()):
+            raise InputError(f"--output {job.output}: a path with a double quote cannot name SLURM's log files")
         state = SlurmState.load(directory)
         state.check_tasks(self.options.tasks)
         active = active_tasks(state.job_ids())
@@ -129,15 +145,17 @@ class SlurmExecutor:
         job_file = write_job_file(job, directory)
         (directory / "logs").mkdir(parents=True, exist_ok=True)
         previous = None
-        for index in range(start, len(job.steps)):
-            step = job.steps[index]
-            tasks = first_tasks if index == start else list(range(step_tasks(step, self.options.tasks)))
-            script = directory / f"{index + 1:02d}-{step.name}.sbatch"
-            write_bytes_atomic(script, script_text(job, index, self.options, job_file, directory / "logs").encode())
+        for group in job_groups(job, start):
+            step = job.steps[group[0]]
+            tasks = first_tasks if group[0] == start else list(range(step_tasks(step, self.options.tasks)))
+            script = directory / f"{group[0] + 1:02d}-{step.name}.sbatch"
+            write_bytes_atomic(script, script_text(job, group, self.options, job_file, directory / "logs").encode())
             options = [f"--array={array_spec(tasks)}"] + ([f"--dependency=afterok:{previous}"] if previous else [])
             previous = sbatch(script, options)
-            state.record(index, previous, tasks, time.time())
-            print(f"  {step.description}: job {previous}, tasks {array_spec(tasks)}", file=sys.stderr)
+            for index in group:
+                state.record(index, previous, tasks, time.time())
+            names = " + ".join(job.steps[index].description for index in group)
+            print(f"  {names}: job {previous}, tasks {array_spec(tasks)}", file=sys.stderr)
         if start < len(job.steps):
             print(f"{job.name}: submitted {len(job.steps) - start} steps (scripts and logs in {directory}/); "
                   "rerun the same command to resubmit what fails", file=sys.stderr)

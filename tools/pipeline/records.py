@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tools.decontaminate.stage import REPORT_FILE
-from tools.executor.job import Step, Work
+from tools.executor.job import OneItem, Step, Work
 from tools.pipeline.config import PipelineConfig
 from tools.pipeline.summary import write_summary
 from tools.stage.runner import StageConfig, digest, file_fingerprint
@@ -86,7 +86,7 @@ def _file_bytes(paths: list[str]) -> int:
 
 
 @dataclass(frozen=True)
-class RecordWork:
+class RecordWork(OneItem):
     """Writes a stage's record after its last step."""
 
     key_name: str
@@ -96,9 +96,6 @@ class RecordWork:
     stage: str  # clean, exact_dedup, ..., tokenize
     source: str | None = None  # tokenize: the source
     unit: ClassVar[str] = "record"
-
-    def items(self) -> list[str]:
-        return ["record"]
 
     def key(self, item: str) -> dict[str, Any]:
         return {"state": _state(self.config, self.benchmarks)}
@@ -130,15 +127,12 @@ class RecordWork:
 
 
 @dataclass(frozen=True)
-class SummaryWork:
+class SummaryWork(OneItem):
     """``pipeline_summary.md/.json`` from every record; fails when no source has data left."""
 
     config: PipelineConfig
     keys: tuple[str, ...]
     unit: ClassVar[str] = "summary"
-
-    def items(self) -> list[str]:
-        return ["summary"]
 
     def key(self, item: str) -> dict[str, Any]:
         return {"records": digest([_read(record_path(self.config.output, key)) for key in self.keys])}

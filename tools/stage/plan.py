@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tools.executor.job import OneItem
 from tools.stage.inputs import InputListing, list_inputs
 from tools.stage.runner import Shard, StageConfig, file_fingerprint
 from tools.stage.split import byte_ranges
@@ -143,17 +144,11 @@ def prepare_run(run: StageRun) -> StagePlan:
 
 
 @dataclass(frozen=True)
-class PlanWork:
-    """The plan step (a single item)."""
+class PlanWork(OneItem):
+    """The plan step."""
 
     stage_run: StageRun
     unit: ClassVar[str] = "plan"
-
-    def items(self) -> list[str]:
-        return ["plan"]
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {}
 
     def run(self, item: str) -> dict[str, Any]:
         return {"shards": len(prepare_run(self.stage_run).shards)}

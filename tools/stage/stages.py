@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Protocol
 
-from tools.executor.job import Job, Step
+from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
 from tools.stage.document import Document, Removal
 from tools.stage.errors import InputError
@@ -100,7 +100,7 @@ def _marker_texts(directory: Path) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class FinishWork:
+class FinishWork(OneItem):
     """Totals of the write step into ``manifest.json`` (with each step's timing) and the summary."""
 
     stage_run: StageRun
@@ -108,9 +108,6 @@ class FinishWork:
     phases: tuple[tuple[str, str], ...]  # (step description, its markers directory)
     extras: Callable[[StageRun], dict[str, Any]] | None = None
     unit: ClassVar[str] = "finish"
-
-    def items(self) -> list[str]:
-        return ["finish"]
 
     def key(self, item: str) -> dict[str, Any]:
         markers = Markers(self.write_markers)

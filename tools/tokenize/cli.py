@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tools.executor.job import Job, Step
+from tools.executor.job import Job, OneItem, Step
 from tools.executor.local import LocalExecutor
 from tools.executor.markers import Markers
 from tools.executor.options import run_job
@@ -26,7 +26,6 @@ from tools.stage.manifest import format_summary, total_counts, write_manifest
 from tools.stage.plan import ShardWork, StageRun
 from tools.stage.runner import StageConfig
 from tools.stage.stages import plan_step, read_manifest, stage_report, stage_run
-from tools.tokenize.indexed import merge_datasets, token_dtype
 from tools.tokenize.shard import TokenizerSpec, TokenizeTask, dataset_name_problem, shard_prefix
 from tools.tokenizer import ENDOFTEXT
 
@@ -56,7 +55,7 @@ class TokenizeWork(ShardWork):
 
 
 @dataclass(frozen=True)
-class MergeWork:
+class MergeWork(OneItem):
     """Merges the shards that hold documents, in input order, checks the counts, writes the manifest."""
 
     stage_run: StageRun
@@ -64,12 +63,6 @@ class MergeWork:
     dataset_name: str
     write_markers: Path
     unit: ClassVar[str] = "merge"
-
-    def items(self) -> list[str]:
-        return ["merge"]
-
-    def key(self, item: str) -> dict[str, Any]:
-        return {}
 
     def run(self, item: str) -> dict[str, Any]:
         run, plan = self.stage_run, self.stage_run.plan()
@@ -126,6 +119,8 @@ def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -
 
 def _merge(config: StageConfig, shards, results: list[dict[str, Any]], prefix: str, loaded) -> dict[str, Any]:
     """Merge the shards that hold documents, in input order, and check the merged counts."""
+    from tools.tokenize.indexed import merge_datasets, token_dtype  # megatron-core: only where datasets are built
+
     holding = [shard for shard, result in zip(shards, results) if result["kept"]]
     summary = merge_datasets([shard_prefix(config.output, shard) for shard in holding], prefix,
                              token_dtype(loaded.vocab_size), loaded.eod)
