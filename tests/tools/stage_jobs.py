@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -58,7 +59,7 @@ def _benchmark(root: Path) -> list:
 def pipeline_yaml(root: Path, workers: int) -> Path:
     path = root / f"pipeline-{workers}.yaml"
     path.write_text(yaml.safe_dump({
-        "workers": workers,
+        "workers": workers, "split_bytes": SPLIT_BYTES,
         "sources": [{"name": "big", "inputs": [str(root / "in" / "big.jsonl")], "weight": 0.5},
                     {"name": "small", "inputs": [str(root / "in" / "small.jsonl.gz")], "weight": 0.5}],
         "stages": {"clean": {"quality_filters": False}, "exact_dedup": {}, "fuzzy_dedup": {},
@@ -90,11 +91,15 @@ STAGE_ARGS = {  # the same jobs as qwen-data command lines (without --input/--ou
 }
 
 
+_IN_OUTPUT = re.compile(r'"OUTPUT(/[^":]*?)-[0-9a-f]{8}(\.jsonl)')
+
+
 def sorted_lines(directory: Path, output: Path) -> list[str]:
-    """Every line of every JSONL file under ``directory``, sorted by the record's id; paths inside
-    ``output`` (a pipeline stage's input is the stage before's output) written as OUTPUT/..."""
-    lines = [line.replace(str(output), "OUTPUT") for path in sorted(directory.rglob("*.jsonl"))
-             for line in path.read_text().splitlines()]
+    """Every line of every JSONL file under ``directory``, sorted by the record's id. Paths inside
+    ``output`` (a pipeline stage reads the stage before's output) are written OUTPUT/..., without
+    the hash of the absolute path that shard names carry."""
+    lines = [_IN_OUTPUT.sub(r'"OUTPUT\1\2', line.replace(str(output), "OUTPUT"))
+             for path in sorted(directory.rglob("*.jsonl")) for line in path.read_text().splitlines()]
     return sorted(lines, key=lambda line: (json.loads(line).get("id", ""), line))
 
 

@@ -20,6 +20,7 @@ Minimum labels are deterministic, so the components never depend on how the work
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,18 +45,18 @@ def _path(run: StageRun, name: str, part: int) -> Path:
     return run.merge_dir / "components" / f"{name}-p{part:04d}.npy"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Graph:
     """One item's view: its range, the corpus layout, and the files of other ranges."""
 
     run: StageRun
     stage: "MinHashDedup"
 
-    @property
+    @functools.cached_property
     def layout(self) -> CorpusLayout:
         return corpus_layout(self.run, self.stage.keep)
 
-    @property
+    @functools.cached_property
     def bounds(self) -> np.ndarray:
         return node_bounds(self.run.partitions, self.layout.size)
 

@@ -53,12 +53,10 @@ def save_shard_index(work_dir: Path, shard: Shard, lines: list[int], ids: list[s
     write_npy_atomic(index_path(work_dir, shard, "lines"), np.asarray(lines, dtype=np.int64))
 
 
-class CorpusLayout:
-    """The indexed corpus as a merge step sees it: the plan's shards, each one's indexed
-    documents, global document numbers, keep priorities and ids."""
+class _Indexed:
+    """What the index markers say about the corpus: read once per process and plan."""
 
     def __init__(self, run: StageRun, keep: KeepPolicy):
-        self.run = run
         self.shards = run.plan().shards
         markers = Markers(run.shard_markers("index"))
         records = [markers.read(shard.name) for shard in self.shards]
@@ -71,6 +69,16 @@ class CorpusLayout:
         self.ranks = np.array([rank for _, rank in sorted(keep.shard_ranks(self.shards).items())], dtype=np.int64)
         # What every merge result depends on: the indexed files, the settings, the partition count.
         self.key = digest([[record["key"] for record in records], run.params, run.partitions])
+
+
+class CorpusLayout:
+    """The indexed corpus as a merge item sees it: the plan's shards, each one's indexed
+    documents, global document numbers, keep priorities and ids. The index files it maps stay
+    mapped while the layout lives, so an item that drops its layout leaves nothing mapped."""
+
+    def __init__(self, run: StageRun, indexed: _Indexed):
+        self.run = run
+        self.shards, self.offsets, self.ranks, self.key = indexed.shards, indexed.offsets, indexed.ranks, indexed.key
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
 
     @property
@@ -133,18 +141,19 @@ class CorpusLayout:
         return f"{self.shards[position].path}:{int(self.array(position, 'lines')[row])}"
 
 
-_LAYOUTS: dict[tuple, CorpusLayout] = {}
+_INDEXED: dict[tuple, _Indexed] = {}
 
 
 def corpus_layout(run: StageRun, keep: KeepPolicy) -> CorpusLayout:
-    """One layout per process and plan (every item of a merge step in a worker shares it)."""
+    """A fresh layout (its own maps) over what the index markers say, which is read once per
+    process and plan: every item of a merge step in one worker shares that."""
     marker_dir = run.shard_markers("index")
     stamp = (str(run.output), run.partitions, run.plan_path.stat().st_mtime_ns,
              max((p.stat().st_mtime_ns for p in marker_dir.glob("*.json")), default=0))
-    if stamp not in _LAYOUTS:
-        _LAYOUTS.clear()
-        _LAYOUTS[stamp] = CorpusLayout(run, keep)
-    return _LAYOUTS[stamp]
+    if stamp not in _INDEXED:
+        _INDEXED.clear()
+        _INDEXED[stamp] = _Indexed(run, keep)
+    return CorpusLayout(run, _INDEXED[stamp])
 
 
 def merge_remedy(run: StageRun) -> str:

@@ -27,6 +27,7 @@ from tools.pipeline.records import (SOURCES_RECORD, RecordWork, SummaryWork, ann
 from tools.stage.errors import InputError
 from tools.stage.inputs import list_inputs
 from tools.stage.runner import StageConfig, digest
+from tools.stage.split import DEFAULT_SPLIT_BYTES
 from tools.stage.stages import corpus_stage_job, document_stage_job
 from tools.stage.startup import check_output, check_text_field
 from tools.stage.writer import write_json_atomic
@@ -39,6 +40,8 @@ def _claim(config: PipelineConfig) -> None:
     """Refuse to resume an output directory that a pipeline with another configuration wrote."""
     record = {"stages": config.raw.get("stages"), "sources": config.raw.get("sources"),
               "text_field": config.text_field, "id_field": config.id_field}
+    if config.split_bytes != DEFAULT_SPLIT_BYTES:  # another split makes other shards
+        record["split_bytes"] = config.split_bytes
     path = config.output / CONFIG_RECORD
     if path.exists():
         if json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(record)):
@@ -96,7 +99,7 @@ def pipeline_job(config: PipelineConfig, executor: ExecutorConfig) -> Job:
     _claim(config)
     write_json_atomic(config.output / SOURCES_RECORD, {"outputs": files})
     common = {"text_field": config.text_field, "id_field": config.id_field, "workers": config.workers,
-              "progress": config.progress}
+              "progress": config.progress, "split_bytes": config.split_bytes}
     steps: list[Step] = []
     previous = config.output / SOURCES_RECORD
     for name, settings in config.stages.items():
