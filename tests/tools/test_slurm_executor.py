@@ -57,6 +57,7 @@ def submissions(output: Path, index: int) -> list[list[int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # seven job chains on a two-node cluster of one machine (~10 min idle)
 def test_every_stage_and_the_pipeline_on_4_slurm_tasks_match_local_runs_even_with_a_task_cancelled(
         slurm_cluster, tmp_path):
     corpus = tmp_path / "corpus"
