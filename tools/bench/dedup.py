@@ -12,6 +12,8 @@ scale runs (``--scale``) with wall time, CPU and peak memory per step. Everythin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import tempfile
@@ -62,7 +64,8 @@ def _quality_rows(name: str, labelled: LabelledSet, root: Path, workers: int, nu
         for threshold in THRESHOLDS:
             output = root / f"{name}-{verification}-{threshold}"
             stage = MinHashDedup(MinHashSettings(threshold=threshold, num_perm=num_perm, verification=verification))
-            manifest = run_corpus_stage(stage, StageConfig((str(path),), output, workers=workers, progress=False))
+            with contextlib.redirect_stdout(io.StringIO()):  # the stage's own summary table
+                manifest = run_corpus_stage(stage, StageConfig((str(path),), output, workers=workers, progress=False))
             removed = {r["id"]: r["details"]["partner_id"] for r in StageOutput.load(output).removed}
             q = evaluate(labelled, removed, threshold)
             rows.append(f"| {name} | J >= {threshold} | {verification} | {q.recall:.4f} | {q.precision:.4f} | "

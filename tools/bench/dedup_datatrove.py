@@ -46,7 +46,8 @@ def datatrove_stages(documents: list[dict], directory: Path) -> dict[str, float]
 def ours(path: Path, directory: Path, verification: str) -> dict[str, float]:
     """CPU seconds of our index and buckets steps (one worker, one partition)."""
     stage = MinHashDedup(MinHashSettings(verification=verification))
-    manifest = run_corpus_stage(stage, StageConfig((str(path),), directory, workers=1, progress=False), 1)
+    with contextlib.redirect_stdout(io.StringIO()):
+        manifest = run_corpus_stage(stage, StageConfig((str(path),), directory, workers=1, progress=False), 1)
     phases = manifest["phases"]
     return {"signatures": phases[f"{stage.name} index"]["cpu_s"],
             "buckets": next(v["cpu_s"] for k, v in phases.items() if "buckets" in k)}

@@ -1,5 +1,7 @@
-"""Signature throughput per core: the same documents through every method, taking turns on each
-document so that other load on the machine hits them alike; CPU seconds of this process.
+"""Signature throughput per core: the same documents through every method, the methods taking
+turns on blocks of ``BLOCK`` documents so that other load on the machine hits them alike (turns
+per document would put datatrove's large spaCy working set between every two of our small numpy
+calls); CPU seconds of this process.
 
 - datasketch plain: one ``MinHash`` per document, default hash (SHA-1), ``update`` per word 5-gram
   string;
@@ -21,6 +23,7 @@ from datasketch import MinHash
 
 from tools.dedup.shingles import Signer
 
+BLOCK = 20
 PLAIN = "datasketch plain: `update` per shingle (SHA-1)"
 DATATROVE = "datatrove MinhashDedupSignature: get_shingles + get_signature (spaCy words, xxhash, 14 x 8)"
 
@@ -62,13 +65,16 @@ def signature_methods(num_perm: int, scratch: str) -> dict[str, Callable[[str], 
     return methods
 
 
-def cpu_rates(methods: dict[str, Callable[[str], object]], texts: list[str]) -> dict[str, tuple[float, float]]:
-    """(docs/s, MB/s) per CPU second of each method over ``texts``, the methods taking turns."""
+def cpu_rates(methods: dict[str, Callable[[str], object]], texts: list[str],
+              block: int = BLOCK) -> dict[str, tuple[float, float]]:
+    """(docs/s, MB/s) per CPU second of each method over ``texts``, the methods taking turns on
+    blocks of documents."""
     seconds = dict.fromkeys(methods, 0.0)
-    for text in texts:
+    for start in range(0, len(texts), block):
         for name, method in methods.items():
             started = time.process_time()
-            method(text)
+            for text in texts[start:start + block]:
+                method(text)
             seconds[name] += time.process_time() - started
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     return {name: (len(texts) / s, megabytes / s) for name, s in seconds.items()}

@@ -10,10 +10,10 @@ are written in the keep priority order (an original before its copies).
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import sysconfig
-from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -46,29 +46,34 @@ class LabelledSet:
                 handle.write(json.dumps(doc) + "\n")
 
 
-SIMILAR_FLOOR = 0.5
-_COMMON_SHINGLE = 64  # shingles in more documents than this (boilerplate) do not make candidates
+SIMILAR_FLOOR = 0.7
 
 
 def other_similar_pairs(documents: list[dict], floor: float = SIMILAR_FLOOR) -> list[tuple[str, str, float]]:
-    """Pairs from different groups with exact Jaccard >= ``floor`` (real text can repeat itself),
-    found through an inverted index of the truth shingles, never through MinHash."""
+    """Every pair from different groups with exact Jaccard >= ``floor`` (real text repeats itself,
+    the standard library's codec tables most of all), never through MinHash: an exact similarity
+    join with prefix filtering (AllPairs, Bayardo et al. 2007). With shingles ordered rarest first,
+    two sets of Jaccard >= t share one of the first ``|A| - ceil(t |A|) + 1`` of each; only pairs
+    that do are measured."""
     shingles = [truth_shingles(doc["text"]) for doc in documents]
-    postings: dict[tuple[str, ...], list[int]] = {}
-    for number, found in enumerate(shingles):
+    frequency: dict[tuple[str, ...], int] = {}
+    for found in shingles:
         for shingle in found:
-            postings.setdefault(shingle, []).append(number)
-    shared: Counter[tuple[int, int]] = Counter()
-    for holders in postings.values():
-        if 1 < len(holders) <= _COMMON_SHINGLE:
-            shared.update(combinations(holders, 2))
+            frequency[shingle] = frequency.get(shingle, 0) + 1
+    holders: dict[tuple[str, ...], list[int]] = {}
     pairs = []
-    for (a, b), count in shared.items():
-        if documents[a]["group"] == documents[b]["group"] or count < floor * min(len(shingles[a]), len(shingles[b])):
-            continue
-        similarity = len(shingles[a] & shingles[b]) / len(shingles[a] | shingles[b])
-        if similarity >= floor:
-            pairs.append((documents[a]["id"], documents[b]["id"], similarity))
+    for number, found in enumerate(shingles):
+        ordered = sorted(found, key=lambda shingle: (frequency[shingle], shingle))
+        prefix = ordered[:len(ordered) - math.ceil(floor * len(ordered)) + 1]
+        candidates = {other for shingle in prefix for other in holders.get(shingle, ())}
+        for other in candidates:
+            if documents[other]["group"] == documents[number]["group"]:
+                continue
+            similarity = len(found & shingles[other]) / len(found | shingles[other])
+            if similarity >= floor:
+                pairs.append((documents[other]["id"], documents[number]["id"], similarity))
+        for shingle in prefix:
+            holders.setdefault(shingle, []).append(number)
     return pairs
 
 
