@@ -3,11 +3,13 @@
 Every stage and the pipeline, submitted as job arrays of 4 tasks, give the same output as local
 runs with 1 and 2 workers; a pipeline with one array task cancelled (scancel) finishes after that
 task is resubmitted alone, with the same output; a rerun with another task count is refused.
-Skipped, with the reason, when SLURM can neither be found nor installed.
+Skipped, with the reason, when SLURM can neither be found nor installed. And the example wrapper
+(examples/slurm/data_pipeline.sh) passes ``qwen-data pipeline`` options it accepts.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -19,6 +21,8 @@ import pytest
 from tests.support.slurm_cluster import slurm_cluster  # noqa: F401 (a fixture)
 from tests.tools.stage_jobs import JOBS, SPLIT_BYTES, STAGE_ARGS, outputs, pipeline_yaml, write_mixed_corpus
 from tools.executor.local import LocalExecutor
+from tools.executor.options import SlurmOptions, executor_config
+from tools.pipeline.cli import add_arguments as pipeline_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 QWEN_DATA = str(Path(sys.executable).parent / "qwen-data")
@@ -98,3 +102,21 @@ def test_every_stage_and_the_pipeline_on_4_slurm_tasks_match_local_runs_even_wit
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].endswith("records a run submitted with --tasks 4; use --tasks 4, "
                                                              "or a fresh --output")
+
+
+def test_the_example_pipeline_script_passes_options_qwen_data_pipeline_accepts(tmp_path):
+    recorder = tmp_path / "qwen-data"  # stands in for qwen-data: writes its arguments, one a line
+    recorder.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$(dirname "$0")/argv"\n')
+    recorder.chmod(0o755)
+    env = {**os.environ, "QWEN_DATA": str(recorder), "CONFIG": "run.yaml", "OUTPUT": "/shared/out", "TASKS": "8",
+           "PARTITION": "cpu", "CPUS": "2", "SBATCH_ARGS": "--account=data --qos=low", "WAIT": "1"}
+    subprocess.run(["bash", str(ROOT / "examples" / "slurm" / "data_pipeline.sh")], env=env, check=True)
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[0] == "pipeline"
+    parser = argparse.ArgumentParser()
+    pipeline_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    assert (args.config, args.output, args.no_progress) == ("run.yaml", "/shared/out", True)
+    slurm = executor_config(args, workers=1, progress=False).slurm
+    assert slurm == SlurmOptions(8, 2, "cpu", "04:00:00", "16G", ("--account=data", "--qos=low"), wait=True,
+                                 progress=False)

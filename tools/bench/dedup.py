@@ -34,7 +34,8 @@ THRESHOLDS = (0.8, 0.85)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--originals", type=int, default=3000, help="originals of the stdlib-sources set (default 3000)")
+    parser.add_argument("--originals", type=int, default=3000,
+                        help="originals of the stdlib-sources set (default 3000)")
     parser.add_argument("--real-originals", type=int, default=1000,
                         help="originals of the harder real-prose set (default 1000)")
     parser.add_argument("--num-perm", type=int, default=128)
@@ -68,8 +69,9 @@ def _quality_rows(name: str, labelled: LabelledSet, root: Path, workers: int, nu
                 manifest = run_corpus_stage(stage, StageConfig((str(path),), output, workers=workers, progress=False))
             removed = {r["id"]: r["details"]["partner_id"] for r in StageOutput.load(output).removed}
             q = evaluate(labelled, removed, threshold)
+            lsh = manifest["lsh"]
             rows.append(f"| {name} | J >= {threshold} | {verification} | {q.recall:.4f} | {q.precision:.4f} | "
-                        f"{q.removed:,} / {q.should_remove:,} | {manifest['lsh']['bands']} x {manifest['lsh']['rows']} |")
+                        f"{q.removed:,} / {q.should_remove:,} | {lsh['bands']} x {lsh['rows']} |")
     return rows
 
 

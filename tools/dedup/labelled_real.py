@@ -14,7 +14,9 @@ copies, each with a random mix of edits at controlled rates:
 
 The truth is exact Jaccard of word 5-gram sets (``labelled.truth_shingles``), computed for every
 pair in a group and for every other pair of Jaccard >= 0.7 (an exact similarity join,
-``labelled.other_similar_pairs``), independently of the dedup code; many pairs fall near 0.8, where MinHash's estimate errs most. Documents are written in keep-priority order (an original before its copies).
+``labelled.other_similar_pairs``), independently of the dedup code; many pairs fall near 0.8,
+where MinHash's estimate errs most. Documents are written in keep-priority order (an original
+before its copies).
 """
 
 from __future__ import annotations
