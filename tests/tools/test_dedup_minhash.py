@@ -1,5 +1,5 @@
 """MinHash/LSH dedup: signatures, near copies (also Chinese), short documents, verification,
-quality on the labelled set, multi-machine mode, and resume after a kill."""
+quality on the labelled set, and resume after a kill (several machines: test_executor.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from tools.dedup.clusters import resolve
-from tools.dedup.labelled import build_labelled_set, score
+from tools.dedup.clusters import keep_decisions
+from tools.dedup.labelled import build_labelled_set, evaluate
+from tools.dedup.labelled_real import build_real_text_set
 from tools.dedup.lsh import Banding, candidate_probability
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.dedup.shingles import Signer, shingle_hashes
@@ -103,9 +104,7 @@ def test_a_chain_of_verified_pairs_never_removes_a_document_unlike_its_partner()
     # a~b and b~c verified, a and c not similar: b goes (partner a), c stays (its only
     # similar neighbour b was removed), so no removed document lacks a similar kept partner.
     left, right, similarity = np.array([0, 1]), np.array([1, 2]), np.array([0.85, 0.86])
-    resolution = resolve(left, right, similarity, priority=np.array([0, 1, 2]))
-    assert resolution.removed == {1: (0, 0.85)}
-    assert resolution.cluster_sizes == {0: 3}
+    assert keep_decisions(left, right, similarity, priority=np.array([0, 1, 2])) == {1: (0, 0.85)}
 
 
 def test_labelled_set_quality_at_threshold_0_8(tmp_path):
@@ -113,9 +112,42 @@ def test_labelled_set_quality_at_threshold_0_8(tmp_path):
     path = tmp_path / "set.jsonl"
     labelled.write(path)
     result = dedup([path], tmp_path / "out", MinHashDedup(MinHashSettings(threshold=0.8)))
-    quality = score(labelled, {r["id"]: r["details"]["partner_id"] for r in result.removed})
+    quality = evaluate(labelled, {r["id"]: r["details"]["partner_id"] for r in result.removed}, 0.8)
     assert quality.should_remove > 50
-    assert quality.recall >= 0.95 and quality.precision >= 0.95, quality
+    assert quality.recall >= 0.98 and quality.precision >= 0.99, quality
+
+
+def test_real_text_set_with_edits_quality_at_threshold_0_8(tmp_path):
+    """The harder set: prose with moved paragraphs, boilerplate, partial copies; many pairs near 0.8."""
+    labelled = build_real_text_set(originals=140, seed=3)
+    near = [j for _, _, j in labelled.pairs if 0.7 <= j < 0.9]
+    assert len(near) > 60  # the set is hard where it matters
+    path = tmp_path / "set.jsonl"
+    labelled.write(path)
+    result = dedup([path], tmp_path / "out")
+    quality = evaluate(labelled, {r["id"]: r["details"]["partner_id"] for r in result.removed}, 0.8)
+    assert quality.should_remove > 50
+    assert quality.recall >= 0.98 and quality.precision >= 0.99, quality
+
+
+def test_candidates_are_verified_by_the_exact_jaccard_of_their_shingle_sets(tmp_path):
+    rng = random.Random(4)
+    base = [f"w{rng.randrange(10**6)}" for _ in range(400)]
+    records = [{"id": "original", "text": " ".join(base)}]
+    for rate in (0.02, 0.03, 0.04, 0.05):  # exact Jaccard from about 0.9 down to about 0.75
+        records.append({"id": f"copy-{rate}", "text": edited(base, rate, rng)})
+    result = dedup([write(tmp_path / "in.jsonl", records)], tmp_path / "out")
+    signer = MinHashDedup().signer
+    original = set(signer.shingle_set(records[0]["text"]).tolist())
+    exact = {r["id"]: len(original & set(signer.shingle_set(r["text"]).tolist())) /
+             len(original | set(signer.shingle_set(r["text"]).tolist())) for r in records[1:]}
+    removed = result.removed_by_id()
+    assert any(j < 0.8 for j in exact.values()) and any(j >= 0.8 for j in exact.values())
+    for doc_id, similarity in exact.items():
+        if similarity >= 0.8:
+            assert removed[doc_id]["details"]["similarity"] == round(similarity, 4)
+        else:
+            assert doc_id not in removed or removed[doc_id]["details"]["partner_id"] != "original"
 
 
 def corpus(directory: Path, shards: int, originals_per_shard: int) -> Path:
@@ -128,23 +160,6 @@ def corpus(directory: Path, shards: int, originals_per_shard: int) -> Path:
 def cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([QWEN_DATA, "dedup", "--method", "minhash", "--no-progress", *args], cwd=REPO,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-@pytest.mark.slow
-def test_independent_index_processes_then_a_merge_equal_a_single_machine_run(tmp_path):
-    data = corpus(tmp_path / "in", shards=5, originals_per_shard=40)
-    single = dedup([data], tmp_path / "single", workers=1)
-    shared = tmp_path / "shared"
-    tasks = [cli("--input", str(data), "--output", str(shared), "--workers", "1", "--phase", "index",
-                 "--shard-index", str(i), "--num-shards", "3") for i in range(2)]
-    tasks.append(cli("--input", str(data), "--output", str(shared), "--workers", "1", "--phase", "index",
-                     env={"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3"}))
-    assert [task.wait(timeout=120) for task in tasks] == [0, 0, 0]
-    assert len(list((shared / ".markers" / "index").iterdir())) == 5
-    merge = cli("--input", str(data), "--output", str(shared), "--phase", "merge")
-    assert merge.wait(timeout=120) == 0, merge.stderr.read().decode()
-    multi = StageOutput.load(shared)
-    assert multi.kept == single.kept and multi.removed == single.removed and len(single.removed) > 20
 
 
 @pytest.mark.slow

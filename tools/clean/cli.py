@@ -8,8 +8,9 @@ import dataclasses
 from tools.clean.quality import QualityThresholds
 from tools.clean.stage import CleanSettings, CleanStage
 from tools.clean.text import HTML_MODES, UNICODE_FORMS
-from tools.stage import run_document_stage
-from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.executor.options import run_job
+from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
+from tools.stage.stages import document_stage_job
 from tools.stage.settings import SettingError
 
 
@@ -53,5 +54,5 @@ def _settings(args: argparse.Namespace) -> CleanSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_reporting_errors("qwen-data clean",
-                                lambda: run_document_stage(CleanStage(_settings(args)), stage_config(args)))
+    return run_reporting_errors("qwen-data clean", lambda: run_job(
+        document_stage_job(CleanStage(_settings(args)), stage_config(args)), stage_executor(args)))

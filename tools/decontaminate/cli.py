@@ -8,16 +8,14 @@ its n-grams, so leaked test items can be seen by name.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec, load_benchmarks
 from tools.decontaminate.removal import MODES, RemovalRules
-from tools.decontaminate.stage import REPORT_FILE, DecontaminationConfig, run_decontamination
-from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.decontaminate.stage import DecontaminationConfig, decontamination_job
+from tools.executor.options import run_job
+from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
 from tools.stage.settings import SettingError
 from tools.stage.errors import InputError
-
-REPORTED_ITEMS = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,28 +47,15 @@ def settings_from(args: argparse.Namespace) -> DecontaminationConfig:
         raise error.for_flag({"n": "--ngram"}) from None
 
 
-def print_leaked_items(report: list[dict], ngram: int) -> None:
-    undetectable = sum(1 for entry in report if entry["ngrams"] == 0)
-    if undetectable:
-        print(f"qwen-data decontaminate: note: {undetectable} benchmark items have fewer than {ngram} words "
-              "and cannot be detected (see 'ngrams: 0' in the report)", file=sys.stderr)
-    leaked = sorted((entry for entry in report if entry["documents"]), key=lambda e: -e["documents"])
-    print(f"benchmark items found in training documents: {len(leaked)} of {len(report)}")
-    for entry in leaked[:REPORTED_ITEMS]:
-        print(f"  {entry['benchmark']}:{entry['item']:<30}{entry['documents']:>8} documents")
-    if len(leaked) > REPORTED_ITEMS:
-        print(f"  ... {len(leaked) - REPORTED_ITEMS} more in {REPORT_FILE}")
-
-
 def decontaminate(args: argparse.Namespace) -> None:
     settings = settings_from(args)
     config = stage_config(args)
+    executor = stage_executor(args)
     try:
         items = load_benchmarks([BenchmarkSpec.parse(spec) for spec in settings.benchmarks])
     except BenchmarkError as error:
         raise InputError(str(error)) from None
-    _, report = run_decontamination(items, settings, config)
-    print_leaked_items(report, settings.n)
+    run_job(decontamination_job(items, settings, config), executor)
 
 
 def run(args: argparse.Namespace) -> int:

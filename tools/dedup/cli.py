@@ -7,18 +7,17 @@ import sys
 
 from tools.dedup.exact import ExactDedup, Normalization
 from tools.dedup.keep import KEEP_POLICIES, KeepPolicy
-from tools.dedup.minhash import MinHashDedup, MinHashSettings
-from tools.stage import run_corpus_stage
-from tools.stage.cli import (add_sharding_arguments, add_stage_arguments, run_reporting_errors, shard_selection,
-                             stage_config)
+from tools.dedup.minhash import VERIFICATIONS, MinHashDedup, MinHashSettings
+from tools.executor.options import run_job
+from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
 from tools.stage.settings import SettingError
+from tools.stage.stages import corpus_stage_job
 
 FLAGS = {"word_ngram": "--ngram", "char_ngram": "--cjk-ngram"}  # settings whose flag is not their name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
-    add_sharding_arguments(parser)
     parser.add_argument("--method", choices=("exact", "minhash"), required=True,
                         help="exact: documents equal after normalization (NFKC, case, whitespace); minhash: "
                              "near duplicates by estimated Jaccard similarity of word n-grams (MinHash/LSH)")
@@ -37,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fuzzy.add_argument("--target-recall", type=float, default=defaults.target_recall,
                        help="candidate probability wanted at --threshold; picks bands x rows "
                             f"(default {defaults.target_recall})")
+    fuzzy.add_argument("--verification", choices=VERIFICATIONS, default=defaults.verification,
+                       help="how a candidate pair is checked: exact (Jaccard of the two shingle sets; default) or "
+                            "signature (the MinHash estimate: no shingle sets stored, but its error of about "
+                            "0.035 at 128 permutations turns true duplicates away near the threshold)")
     fuzzy.add_argument("--num-perm", type=int, default=defaults.num_perm, help=f"default {defaults.num_perm}")
     fuzzy.add_argument("--seed", type=int, default=defaults.seed, help=f"default {defaults.seed}")
     fuzzy.add_argument("--ngram", type=int, default=defaults.word_ngram, help="word n-gram shingles (default 5)")
@@ -53,7 +56,7 @@ def _stage(args: argparse.Namespace) -> ExactDedup | MinHashDedup:
     try:
         settings = MinHashSettings(threshold=args.threshold, target_recall=args.target_recall, num_perm=args.num_perm,
                                    seed=args.seed, word_ngram=args.ngram, char_ngram=args.cjk_ngram,
-                                   max_cluster=args.max_cluster)
+                                   verification=args.verification, max_cluster=args.max_cluster)
     except SettingError as error:
         raise error.for_flag(FLAGS) from None
     return MinHashDedup(settings, keep)
@@ -63,7 +66,8 @@ def _run(args: argparse.Namespace) -> None:
     stage = _stage(args)
     if isinstance(stage, MinHashDedup):
         print(stage.banding.curve(), file=sys.stderr)
-    run_corpus_stage(stage, stage_config(args), args.phase, shard_selection(args))
+    executor = stage_executor(args)
+    run_job(corpus_stage_job(stage, stage_config(args), executor.partitions()), executor)
 
 
 def run(args: argparse.Namespace) -> int:

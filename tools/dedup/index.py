@@ -1,91 +1,160 @@
-"""Per-shard index files on disk and the corpus-wide view the merge step reads.
+"""Per-shard index files on disk, and the corpus-wide view every merge step reads.
 
-Each shard's index is ``<work>/index/<shard>.<array>.npy`` (``lines`` plus the method's arrays,
-such as hashes or signatures) and ``<shard>.ids.json``. Arrays are memory-mapped when read, so the
-merge step holds only what it is working on. A document's global number is its shard's offset plus
-its position in that shard's arrays.
+Each shard's index is ``<work>/index/<shard>.<array>.npy`` (``lines`` plus the method's arrays)
+and its document ids as ``<shard>.ids.bin`` (UTF-8, concatenated) with ``<shard>.id_offsets.npy``.
+Everything is memory-mapped when read, so a merge step touches only the slices it works on, and
+a partner's id is looked up without loading a whole shard's ids. A document's global number is its
+shard's offset plus its row in that shard's arrays.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from tools.dedup.keep import KeepPolicy
-from tools.stage import Removal, Shard
-from tools.stage.writer import write_json_atomic, write_npy_atomic
+from tools.executor.markers import Markers
+from tools.stage.errors import InputError
+from tools.stage.plan import StageRun
+from tools.stage.runner import Shard, digest
+from tools.stage.writer import write_bytes_atomic, write_npy_atomic
+
+INDEX_DIR = "index"
 
 
-def _base(work_dir: Path, shard: Shard) -> Path:
-    return Path(work_dir) / "index" / shard.name
+class CorruptFile(InputError):
+    """A file a step wrote and another reads cannot be read back (damaged outside the run)."""
+
+
+def load_array(path: Path, remedy: str, mmap: bool = True) -> np.ndarray:
+    """``np.load``; an unreadable file is one line naming it and what to do."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise CorruptFile(f"{path}: missing; {remedy}") from None
+    except (OSError, ValueError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CorruptFile(f"{path}: unreadable ({reason}); {remedy}") from None
+
+
+def index_path(work_dir: Path, shard: Shard, name: str, suffix: str = ".npy") -> Path:
+    return Path(work_dir) / INDEX_DIR / f"{shard.name}.{name}{suffix}"
 
 
 def save_shard_index(work_dir: Path, shard: Shard, lines: list[int], ids: list[str], **arrays: np.ndarray) -> None:
-    base = _base(work_dir, shard)
     for name, array in arrays.items():
-        write_npy_atomic(base.with_name(f"{shard.name}.{name}.npy"), array)
-    write_json_atomic(base.with_name(f"{shard.name}.ids.json"), ids)
-    # lines last: its presence means the shard's index is complete.
-    write_npy_atomic(base.with_name(f"{shard.name}.lines.npy"), np.asarray(lines, dtype=np.int64))
+        write_npy_atomic(index_path(work_dir, shard, name), array)
+    encoded = [doc_id.encode("utf-8", "surrogatepass") for doc_id in ids]
+    write_bytes_atomic(index_path(work_dir, shard, "ids", ".bin"), b"".join(encoded))
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    write_npy_atomic(index_path(work_dir, shard, "id_offsets"), offsets)
+    write_npy_atomic(index_path(work_dir, shard, "lines"), np.asarray(lines, dtype=np.int64))
 
 
-class CorpusIndex:
-    """All shards' indexes, addressed by global document number."""
+class _Indexed:
+    """What the index markers say about the corpus: read once per process and plan."""
 
-    def __init__(self, work_dir: Path, shards: list[Shard], policy: KeepPolicy):
-        self.work_dir = Path(work_dir)
-        self.shards = shards
-        self.lines = [np.load(self._path(s, "lines")) for s in shards]
-        self.offsets = np.concatenate(([0], np.cumsum([len(x) for x in self.lines]))).astype(np.int64)
-        ranks = policy.shard_ranks(shards)
-        self.priority = np.concatenate(
-            [KeepPolicy.document_priority(ranks[s.index], lines) for s, lines in zip(shards, self.lines)]
-            or [np.zeros(0, dtype=np.int64)])
-        self._ids: dict[int, list[str]] = {}
-        self._memmaps: dict[str, list[np.ndarray]] = {}
+    def __init__(self, run: StageRun, keep: KeepPolicy):
+        self.shards = run.plan().shards
+        markers = Markers(run.shard_markers("index"))
+        records = [markers.read(shard.name) for shard in self.shards]
+        missing = [shard.label for shard, record in zip(self.shards, records) if record is None]
+        if missing:
+            raise InputError(f"{len(missing)} of {len(self.shards)} shards are not indexed yet (first: {missing[0]}); "
+                             "rerun the same command")
+        counts = [int(record["result"]["indexed"]) for record in records]
+        self.offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        self.ranks = np.array([rank for _, rank in sorted(keep.shard_ranks(self.shards).items())], dtype=np.int64)
+        # What every merge result depends on: the indexed files, the settings, the partition count.
+        self.key = digest([[record["key"] for record in records], run.params, run.partitions])
 
-    def _path(self, shard: Shard, name: str) -> Path:
-        return _base(self.work_dir, shard).with_name(f"{shard.name}.{name}.npy")
+
+class CorpusLayout:
+    """The indexed corpus as a merge item sees it: the plan's shards, each one's indexed
+    documents, global document numbers, keep priorities and ids. The index files it maps stay
+    mapped while the layout lives, so an item that drops its layout leaves nothing mapped."""
+
+    def __init__(self, run: StageRun, indexed: _Indexed):
+        self.run = run
+        self.shards, self.offsets, self.ranks, self.key = indexed.shards, indexed.offsets, indexed.ranks, indexed.key
+        self._arrays: dict[tuple[int, str], np.ndarray] = {}
 
     @property
     def size(self) -> int:
         return int(self.offsets[-1])
 
-    def array(self, shard_position: int, name: str) -> np.ndarray:
-        return np.load(self._path(self.shards[shard_position], name), mmap_mode="r")
+    def count(self, position: int) -> int:
+        return int(self.offsets[position + 1] - self.offsets[position])
 
-    def concatenated(self, name: str) -> np.ndarray:
-        return np.concatenate([self.array(i, name) for i in range(len(self.shards))])
+    def array(self, position: int, name: str) -> np.ndarray:
+        cached = self._arrays.get((position, name))
+        if cached is None:
+            path = index_path(self.run.work_dir, self.shards[position], name)
+            cached = self._arrays[(position, name)] = load_array(path, self._index_remedy(position))
+        return cached
 
-    def rows(self, name: str, documents: np.ndarray) -> np.ndarray:
-        """Rows of a per-document 2-D array for the given global document numbers."""
-        arrays = self._memmaps.setdefault(name, [self.array(i, name) for i in range(len(self.shards))])
-        shard_of = np.searchsorted(self.offsets, documents, side="right") - 1
-        out = np.empty((len(documents), arrays[0].shape[1]), dtype=arrays[0].dtype)
-        for position in np.unique(shard_of):
-            mask = shard_of == position
-            out[mask] = arrays[position][documents[mask] - self.offsets[position]]
+    def locate(self, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shard position, row) of global document numbers."""
+        positions = np.searchsorted(self.offsets, documents, side="right") - 1
+        return positions, documents - self.offsets[positions]
+
+    def gather(self, name: str, documents: np.ndarray) -> np.ndarray:
+        """Rows (or elements) of a per-document array for global document numbers."""
+        positions, rows = self.locate(np.asarray(documents, dtype=np.int64))
+        first = self.array(0, name) if self.shards else np.zeros(0)
+        out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
+        for position in np.unique(positions).tolist():
+            mask = positions == position
+            out[mask] = self.array(position, name)[rows[mask]]
         return out
 
-    def locate(self, document: int) -> tuple[Shard, int, str]:
-        """(shard, line, id) of a global document number."""
-        position = int(np.searchsorted(self.offsets, document, side="right") - 1)
-        shard = self.shards[position]
-        if position not in self._ids:
-            path = _base(self.work_dir, shard).with_name(f"{shard.name}.ids.json")
-            self._ids[position] = json.loads(path.read_text(encoding="utf-8"))
-        row = document - int(self.offsets[position])
-        return shard, int(self.lines[position][row]), self._ids[position][row]
+    def priority(self, documents: np.ndarray) -> np.ndarray:
+        """Keep priority of global document numbers: lower is kept first."""
+        positions, _ = self.locate(np.asarray(documents, dtype=np.int64))
+        return KeepPolicy.document_priority(self.ranks[positions], self.gather("lines", documents))
 
-    def removals(self, reason: str, removed: dict[int, tuple[int, dict]]) -> dict[int, dict[int, Removal]]:
-        """``{shard index: {line: Removal}}`` from ``{document: (kept partner, details)}``; the
-        details gain the partner's id and location."""
-        result: dict[int, dict[int, Removal]] = {}
-        for document, (partner, details) in removed.items():
-            shard, line, _ = self.locate(document)
-            partner_shard, partner_line, partner_id = self.locate(partner)
-            result.setdefault(shard.index, {})[line] = Removal(
-                reason, {"partner_id": partner_id, "partner_source": f"{partner_shard.path}:{partner_line}", **details})
-        return result
+    def binary(self, position: int, name: str, dtype: type) -> np.ndarray:
+        """A raw ``<shard>.<name>.bin`` array (written piece by piece while indexing)."""
+        cached = self._arrays.get((position, name + ".bin"))
+        if cached is None:
+            path = index_path(self.run.work_dir, self.shards[position], name, ".bin")
+            try:
+                size = path.stat().st_size
+            except OSError:
+                raise CorruptFile(f"{path}: missing; {self._index_remedy(position)}") from None
+            cached = np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype=dtype)
+            self._arrays[(position, name + ".bin")] = cached
+        return cached
+
+    def _index_remedy(self, position: int) -> str:
+        marker = self.run.shard_markers("index") / f"{self.shards[position].name}.json"
+        return f"delete {marker} and rerun to index the shard again"
+
+    def doc_id(self, position: int, row: int) -> str:
+        blob = self.binary(position, "ids", np.uint8)
+        offsets = self.array(position, "id_offsets")
+        return bytes(blob[offsets[row]:offsets[row + 1]]).decode("utf-8", "surrogatepass")
+
+    def source(self, position: int, row: int) -> str:
+        return f"{self.shards[position].path}:{int(self.array(position, 'lines')[row])}"
+
+
+_INDEXED: dict[tuple, _Indexed] = {}
+
+
+def corpus_layout(run: StageRun, keep: KeepPolicy) -> CorpusLayout:
+    """A fresh layout (its own maps) over what the index markers say, which is read once per
+    process and plan: every item of a merge step in one worker shares that."""
+    marker_dir = run.shard_markers("index")
+    stamp = (str(run.output), run.partitions, run.plan_path.stat().st_mtime_ns,
+             max((p.stat().st_mtime_ns for p in marker_dir.glob("*.json")), default=0))
+    if stamp not in _INDEXED:
+        _INDEXED.clear()
+        _INDEXED[stamp] = _Indexed(run, keep)
+    return CorpusLayout(run, _INDEXED[stamp])
+
+
+def merge_remedy(run: StageRun) -> str:
+    return f"delete {run.merge_dir} and rerun to redo the merge"

@@ -48,11 +48,13 @@ class Banding:
             best = max(options, key=lambda br: candidate_probability(threshold, *br))
         return cls(*best)
 
-    def curve(self, points: tuple[float, ...] = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)) -> str:
-        """The candidate-probability curve as a small text table."""
-        header = "Jaccard     " + "".join(f"{p:>7.2f}" for p in points)
-        values = "P(candidate)" + "".join(f"{candidate_probability(p, self.bands, self.rows):>7.3f}" for p in points)
-        return f"LSH {self.bands} bands x {self.rows} rows\n{header}\n{values}"
+    def curve(self, points: tuple[float, ...] = (0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)) -> str:
+        """The candidate-probability curve (the S-curve) as a small text table, with the expected
+        number of bands a pair shares: each shared band is one candidate, one verification."""
+        header = "Jaccard        " + "".join(f"{p:>7.2f}" for p in points)
+        values = "P(candidate)   " + "".join(f"{candidate_probability(p, self.bands, self.rows):>7.3f}" for p in points)
+        shared = "bands shared   " + "".join(f"{self.bands * p ** self.rows:>7.2f}" for p in points)
+        return f"LSH {self.bands} bands x {self.rows} rows\n{header}\n{values}\n{shared}"
 
     def band_hashes(self, signatures: np.ndarray) -> np.ndarray:
         """(bands, documents) uint64 hashes of each band of ``signatures`` (documents, num_perm)."""

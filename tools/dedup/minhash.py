@@ -1,14 +1,21 @@
-"""Fuzzy dedup: datasketch MinHash signatures, LSH banding on disk, verified pairs, clusters.
+"""Fuzzy dedup: datasketch MinHash signatures, LSH bands, candidate pairs verified by exact Jaccard,
+connected components and deterministic keepers, every step split over ``--tasks`` partitions.
 
-Index (per shard, in parallel or on many machines): signatures (documents x num_perm, uint32)
-and band hashes (bands x documents, uint64) go to disk. Merge: one band at a time, documents with
-equal band hashes become candidate pairs; each pair is verified by its estimated Jaccard (the
-share of equal signature values) before it may link two documents.
+Steps after the per-shard index (see each module):
+
+- buckets (``buckets``): per (band, hash range): candidate pairs, verified;
+- components 1 and 2 (``components``): per range of documents: component labels;
+- route (``components``): final labels; each edge to its component's partition;
+- resolve (``clusters``): per component partition: who is kept, who is removed and why.
+
+Index (per shard): each document's shingle set (sorted unique 32-bit hashes) in
+``<shard>.shingles.bin`` with offsets, its MinHash signature's band hashes sorted per band, and
+with ``--verification signature`` the signatures themselves instead of the shingle sets.
 """
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -16,28 +23,37 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from tqdm import tqdm
 
-from tools.dedup.clusters import resolve
-from tools.dedup.index import CorpusIndex, save_shard_index
+from tools.dedup.buckets import BucketWork
+from tools.dedup.clusters import REPORTED_CLUSTERS, ResolveWork
+from tools.dedup.components import ComponentsWork, RouteWork
+from tools.dedup.index import corpus_layout, index_path, merge_remedy, save_shard_index
 from tools.dedup.keep import KeepPolicy
 from tools.dedup.lsh import Banding
+from tools.dedup.partitions import partition_items
+from tools.dedup.removals import RemovalTables
 from tools.dedup.shingles import HASH_SCHEME, Signer
-from tools.stage import Document, Shard, StageConfig
+from tools.executor.job import Step
+from tools.executor.markers import Markers
+from tools.stage import Document, Removal, Shard
+from tools.stage.plan import StageRun
 from tools.stage.settings import allowed, check_settings
+from tools.stage.writer import binary_file_atomic
 
-VERIFY_CHUNK = 1 << 18  # pairs verified per step: bounds the gathered signature rows
+VERIFICATIONS = ("exact", "signature")
 
 
 @dataclass(frozen=True)
 class MinHashSettings:
     threshold: float = field(default=0.8, metadata=allowed(low=0, high=1, low_open=True))
     # candidate probability wanted at the threshold
-    target_recall: float = field(default=0.95, metadata=allowed(low=0, high=1, low_open=True))
+    target_recall: float = field(default=0.999, metadata=allowed(low=0, high=1, low_open=True))
     num_perm: int = field(default=128, metadata=allowed(low=2))
     seed: int = field(default=1, metadata=allowed(low=0))
     word_ngram: int = field(default=5, metadata=allowed(low=1))
     char_ngram: int = field(default=5, metadata=allowed(low=1))
+    # exact: Jaccard of the shingle sets; signature: the MinHash estimate (faster, less accurate)
+    verification: str = field(default="exact", metadata=allowed(choices=VERIFICATIONS))
     # larger buckets contribute chained pairs only, not all pairs
     max_bucket: int = field(default=64, metadata=allowed(low=2))
     max_cluster: int = field(default=1000, metadata=allowed(low=1))  # clusters above this size are reported
@@ -69,87 +85,82 @@ class MinHashDedup:
                 "keep": self.keep.name, "source_priority": list(self.keep.patterns)}
 
     def index_shard(self, shard: Shard, documents: Iterator[Document], work_dir: Path) -> dict[str, Any]:
-        signer, banding = self.signer, self.banding
-        lines, ids, signatures = [], [], []
+        signer, exact = self.signer, self.settings.verification == "exact"
+        lines, ids, signatures, counts = [], [], [], [0]
         seen = 0
-        for doc in documents:
-            seen += 1
-            sketch = signer.minhash(doc.text)
-            if sketch is not None:  # no tokens: nothing to compare, the document is kept
+        target = index_path(work_dir, shard, "shingles", ".bin")
+        with binary_file_atomic(target) if exact else contextlib.nullcontext() as shingles:
+            for doc in documents:
+                seen += 1
+                found = signer.shingle_set(doc.text)
+                if not len(found):  # no tokens: nothing to compare, the document is kept
+                    continue
                 lines.append(doc.line)
                 ids.append(doc.id)
-                signatures.append(sketch.hashvalues)
+                signatures.append(signer.signature(found))
+                if exact:
+                    shingles.write(found.tobytes())
+                    counts.append(len(found))
         matrix = np.array(signatures, dtype=np.uint32).reshape(len(signatures), self.settings.num_perm)
-        save_shard_index(work_dir, shard, lines, ids, signatures=matrix, bands=banding.band_hashes(matrix))
+        bands = self.banding.band_hashes(matrix)
+        order = np.argsort(bands, axis=1, kind="stable")
+        arrays = {"band_sorted": np.take_along_axis(bands, order, axis=1), "band_rows": order.astype(np.int64)}
+        if exact:
+            arrays["shingle_offsets"] = np.cumsum(counts, dtype=np.int64)
+        else:
+            arrays["signatures"] = matrix
+        save_shard_index(work_dir, shard, lines, ids, **arrays)
         return {"documents": seen, "indexed": len(lines)}
 
-    def _candidate_pairs(self, index: CorpusIndex, progress: bool) -> tuple[np.ndarray, int]:
-        """Unique candidate pairs as keys ``left * size + right`` (left < right), and the number of
-        buckets larger than ``max_bucket``."""
-        size = index.size
-        keys = np.zeros(0, dtype=np.uint64)
-        oversized = 0
-        for band in tqdm(range(self.banding.bands), desc="LSH bands", unit="band", disable=not progress,
-                         file=sys.stderr):
-            hashes = np.concatenate([index.array(i, "bands")[band] for i in range(len(index.shards))])
-            order = np.argsort(hashes, kind="stable")  # stable: members stay in document order
-            ordered = hashes[order]
-            boundaries = np.flatnonzero(np.diff(ordered)) + 1
-            starts = np.concatenate(([0], boundaries))
-            lengths = np.diff(np.append(starts, len(ordered)))
-            pairs = [np.stack([order[starts[lengths == 2]], order[starts[lengths == 2] + 1]], axis=1)]
-            for start, length in zip(starts[lengths > 2].tolist(), lengths[lengths > 2].tolist()):
-                members = order[start:start + length]
-                if length <= self.settings.max_bucket:
-                    left, right = np.triu_indices(length, k=1)
-                    pairs.append(np.stack([members[left], members[right]], axis=1))
-                else:
-                    oversized += 1
-                    pairs.append(np.stack([members[:-1], members[1:]], axis=1))
-            band_pairs = np.concatenate(pairs).astype(np.uint64)
-            keys = np.union1d(keys, band_pairs[:, 0] * np.uint64(size) + band_pairs[:, 1])
-        return keys, oversized
+    def merge_steps(self, run: StageRun) -> list[Step]:
+        def step(name: str, description: str, work) -> Step:
+            return Step(f"{run.stage}.{name}", f"{run.stage} {description}", work, run.merge_dir / "markers" / name)
 
-    def _verify(self, index: CorpusIndex, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        size = np.uint64(index.size)
-        left_parts, right_parts, sim_parts = [], [], []
-        for start in range(0, len(keys), VERIFY_CHUNK):
-            chunk = keys[start:start + VERIFY_CHUNK]
-            left, right = (chunk // size).astype(np.int64), (chunk % size).astype(np.int64)
-            similarity = np.mean(index.rows("signatures", left) == index.rows("signatures", right), axis=1)
-            ok = similarity >= self.settings.threshold
-            left_parts.append(left[ok])
-            right_parts.append(right[ok])
-            sim_parts.append(similarity[ok])
-        if not left_parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        return np.concatenate(left_parts), np.concatenate(right_parts), np.concatenate(sim_parts)
+        return [step("buckets", f"buckets ({self.settings.verification} verification)", BucketWork(run, self)),
+                step("components1", "components, round 1", ComponentsWork(run, self, 1)),
+                step("components2", "components, round 2", ComponentsWork(run, self, 2)),
+                step("route", "route", RouteWork(run, self)),
+                step("resolve", "resolve", ResolveWork(run, self))]
 
-    def decide(self, shards: list[Shard], work_dir: Path, config: StageConfig):
-        index = CorpusIndex(work_dir, shards, self.keep)
-        keys, oversized_buckets = self._candidate_pairs(index, config.progress)
-        left, right, similarity = self._verify(index, keys)
-        resolution = resolve(left, right, similarity, index.priority)
-        removed = {doc: (partner, {"similarity": round(sim, 4),
-                                   "cluster_size": resolution.cluster_sizes[resolution.cluster_of[doc]]})
-                   for doc, (partner, sim) in resolution.removed.items()}
-        large = sorted(((size, root) for root, size in resolution.cluster_sizes.items()
-                        if size > self.settings.max_cluster), reverse=True)
-        banding = self.banding
-        extra = {
+    def tables(self, run: StageRun) -> RemovalTables:
+        return RemovalTables(run.merge_dir / "removals", run.partitions, merge_remedy(run))
+
+    def removals_digest(self, run: StageRun, shard: Shard) -> str:
+        return self.tables(run).digest(shard.index)
+
+    def shard_removals(self, run: StageRun, shard: Shard) -> dict[int, Removal]:
+        return self.tables(run).removals(
+            shard.index, corpus_layout(run, self.keep), "near_duplicate",
+            lambda row: {"similarity": round(float(row["similarity"]), 4), "cluster_size": int(row["cluster_size"])})
+
+    def summary(self, run: StageRun) -> dict[str, Any]:
+        def results(step: str) -> list[dict[str, Any]]:
+            markers = Markers(run.merge_dir / "markers" / step)
+            return [markers.read(item)["result"] for item in markers_items(step)]
+
+        def markers_items(step: str) -> list[str]:
+            return BucketWork(run, self).items() if step == "buckets" else partition_items(run.partitions)
+
+        buckets, route, resolve = results("buckets"), results("route"), results("resolve")
+        largest = sorted((tuple(entry) for r in resolve for entry in r["largest"]), reverse=True)
+        oversized = [{"size": size, "first_id": first} for size, first in largest if size > self.settings.max_cluster]
+        if oversized:
+            print(f"warning: {len(oversized)} clusters larger than {self.settings.max_cluster} documents "
+                  f"(largest {oversized[0]['size']}); see manifest.json", flush=True)
+        banding, s = self.banding, self.settings
+        index = Markers(run.shard_markers("index"))
+        return {
             "hash_scheme": HASH_SCHEME,
             "minhash": {"library": "datasketch", "version": metadata.version("datasketch"), "scheme": "affine32",
-                        "num_perm": self.settings.num_perm, "seed": self.settings.seed},
+                        "num_perm": s.num_perm, "seed": s.seed},
             "lsh": {"bands": banding.bands, "rows": banding.rows, "curve": banding.curve().splitlines()},
-            "candidate_pairs": int(len(keys)),
-            "verified_pairs": int(len(left)),
-            "indexed_documents": index.size,
-            "clusters": len(resolution.cluster_sizes),
-            "largest_cluster": max(resolution.cluster_sizes.values(), default=0),
-            "oversized_buckets": oversized_buckets,
-            "oversized_clusters": [{"size": size, "first_id": index.locate(root)[2]} for size, root in large[:20]],
+            "verification": s.verification,
+            "candidate_pairs": sum(r["candidates"] for r in buckets),  # a pair sharing k bands counts k times
+            "verified_pairs": sum(r["edges"] for r in route),
+            "pending_label_pairs": route[0]["pending_pairs"] if route else 0,
+            "indexed_documents": sum(index.read(shard.name)["result"]["indexed"] for shard in run.plan().shards),
+            "clusters": sum(r["clusters"] for r in resolve),
+            "largest_cluster": largest[0][0] if largest else 0,
+            "oversized_buckets": sum(r["oversized_buckets"] for r in buckets),
+            "oversized_clusters": oversized[:REPORTED_CLUSTERS],
         }
-        if large:
-            print(f"warning: {len(large)} clusters larger than {self.settings.max_cluster} documents "
-                  f"(largest {large[0][0]}); see manifest.json", flush=True)
-        return index.removals("near_duplicate", removed), extra

@@ -141,7 +141,27 @@ class Signer:
             return None
         if len(hashes) > SIGNATURE_CHUNK:
             hashes = np.unique(hashes)  # MinHash is over the set; repetitive long texts shrink a lot
-        sketch = self._template.copy()
+        return LeanMinHash(self._sketch(hashes))  # a copy: the sketch itself is reused
+
+    def shingle_set(self, text: str) -> np.ndarray:
+        """The document's shingles as sorted unique uint32 hashes (exact Jaccard compares these)."""
+        hashes = shingle_hashes(text, self.word_ngram, self.char_ngram)
+        hashes.sort()
+        return hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))] if len(hashes) else hashes
+
+    def signature(self, shingles: np.ndarray) -> np.ndarray:
+        """The MinHash signature (uint32, ``num_perm``) of a non-empty shingle set."""
+        return self._sketch(shingles).hashvalues.astype(np.uint32, copy=False)
+
+    @cached_property
+    def _reused(self) -> MinHash:
+        return self._template.copy()
+
+    def _sketch(self, hashes: np.ndarray) -> MinHash:
+        # One MinHash per process, emptied before each document: update_batch replaces
+        # ``hashvalues`` (never writes into it), and a copy per document costs more than the rest.
+        sketch = self._reused
+        sketch.hashvalues = self._template.hashvalues
         for start in range(0, len(hashes), SIGNATURE_CHUNK):
             sketch.update_batch([hashes[start:start + SIGNATURE_CHUNK]])
-        return LeanMinHash(sketch)
+        return sketch

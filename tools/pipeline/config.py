@@ -4,6 +4,7 @@ Layout (see examples/data/pipeline.yaml)::
 
     output: runs/data            # OUTPUT/<stage>/ per stage; OUTPUT/tokenize/<source>/ per source
     workers: 2                   # default: all cores
+    split_bytes: 1073741824      # JSON Lines files larger than this become several shards (0: never)
     text_field: text             # default text
     id_field: id                 # default id
     sources:                     # one tokenized dataset (and blend weight) per source
@@ -40,6 +41,7 @@ from tools.dedup.keep import KeepPolicy
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.stage.errors import InputError
 from tools.stage.settings import SettingError
+from tools.stage.split import DEFAULT_SPLIT_BYTES
 from tools.tokenize.shard import TokenizerSpec, dataset_name_problem
 
 FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate")
@@ -74,6 +76,7 @@ class PipelineConfig:
     id_field: str = "id"
     raw: dict = field(default_factory=dict)  # the YAML as read, recorded to refuse a changed rerun
     progress: bool = True
+    split_bytes: int = DEFAULT_SPLIT_BYTES
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -180,7 +183,7 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
         raise PipelineConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise PipelineConfigError(f"{path}: expected a mapping at the top level")
-    unknown = set(raw) - {"output", "workers", "text_field", "id_field", "sources", "stages"}
+    unknown = set(raw) - {"output", "workers", "split_bytes", "text_field", "id_field", "sources", "stages"}
     if unknown:
         raise PipelineConfigError(f"{path}: unknown key {sorted(unknown)[0]!r}")
     stages_raw = raw.get("stages") or {}
@@ -204,9 +207,12 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
     workers = raw.get("workers", os.cpu_count() or 1)
     if not isinstance(workers, int) or workers < 1:
         raise PipelineConfigError(f"{path}: workers: must be an integer >= 1")
+    split_bytes = raw.get("split_bytes", DEFAULT_SPLIT_BYTES)
+    if not isinstance(split_bytes, int) or isinstance(split_bytes, bool) or split_bytes < 0:
+        raise PipelineConfigError(f"{path}: split_bytes: must be an integer >= 0 (0: never split)")
     fields = {"text_field": raw.get("text_field", "text"), "id_field": raw.get("id_field", "id")}
     for key, value in fields.items():
         if not isinstance(value, str) or not value:
             raise PipelineConfigError(f"{path}: {key}: must be a field name, got {value!r}")
     return PipelineConfig(str(path), Path(destination), _sources(raw.get("sources"), f"{path}: sources"), stages,
-                          tokenize, workers, fields["text_field"], fields["id_field"], raw, progress)
+                          tokenize, workers, fields["text_field"], fields["id_field"], raw, progress, split_bytes)

@@ -1,70 +1,47 @@
-"""Running the stages in order, in this process, each resumable, and recording what each did.
+"""The pipeline as one job: every stage's steps in order, each stage followed by its record, then
+the summary; run by any executor (this machine, or SLURM arrays chained with afterok).
 
-Everything that can be checked is checked before the first stage runs: the output directory, the
-sources' files, the text field, the benchmarks and the tokenizer. A stage that finished writes
-``OUTPUT/.pipeline/<stage>.json``: its counts, bytes, time, the files it produced with their
-sources, and the fingerprints of the files it read (and the benchmark contents it used). A rerun
-skips a stage only when those still match; otherwise the stage runs again and, through its own
-markers, redoes exactly the shards whose input changed (the whole stage for dedup and
-decontamination when their corpus-wide decisions changed). Sources stay separate through every
-stage, so the tokenize step writes one dataset per source, blended by qwen-train with the
-sources' weights.
+Everything that can be checked is checked before the first step: the output directory, the
+sources' files, the text field, the benchmarks and the tokenizer. Each stage plans when it starts,
+over what the stage before it kept (``records``), and every step skips the items whose completion
+marker still matches, so a rerun redoes exactly what changed or was interrupted (the whole stage
+for dedup and decontamination when their corpus-wide decisions changed). Sources stay separate
+through every stage, so the tokenize step writes one dataset per source, blended by qwen-train
+with the sources' weights.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkItem, BenchmarkSpec, load_benchmarks
-from tools.decontaminate.stage import REPORT_FILE, run_decontamination
+from tools.decontaminate.stage import decontamination_job
+from tools.executor.job import Job, Step
+from tools.executor.options import ExecutorConfig
 from tools.pipeline.config import PipelineConfig
+from tools.pipeline.records import (SOURCES_RECORD, RecordWork, SummaryWork, announced, record_path,
+                                    summary_text)
 from tools.stage.errors import InputError
 from tools.stage.inputs import list_inputs
-from tools.stage.runner import StageConfig, digest, file_fingerprint, shard_name
-from tools.stage.stages import run_corpus_stage, run_document_stage
+from tools.stage.runner import StageConfig, digest
+from tools.stage.split import DEFAULT_SPLIT_BYTES
+from tools.stage.stages import corpus_stage_job, document_stage_job
 from tools.stage.startup import check_output, check_text_field
 from tools.stage.writer import write_json_atomic
+from tools.tokenize.cli import tokenize_job
 
-STATE_DIR = ".pipeline"
 CONFIG_RECORD = "pipeline.json"
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A file a stage reads, and the source its documents came from."""
-
-    path: str
-    source: str
-
-
-def _stage_config(config: PipelineConfig, inputs: list[SourceFile], output: Path) -> StageConfig:
-    return StageConfig(inputs=tuple(f.path for f in inputs), output=output, text_field=config.text_field,
-                       id_field=config.id_field, workers=config.workers, progress=config.progress)
-
-
-def _run_filter_stage(name: str, settings: Any, stage_config: StageConfig, benchmarks: list[BenchmarkItem]) -> None:
-    if name == "clean":
-        run_document_stage(settings, stage_config)
-    elif name == "decontaminate":
-        run_decontamination(benchmarks, settings, stage_config)
-    else:
-        run_corpus_stage(settings, stage_config)
-
-
-def _file_bytes(files: list[SourceFile]) -> int:
-    return sum(os.path.getsize(f.path) for f in files)
 
 
 def _claim(config: PipelineConfig) -> None:
     """Refuse to resume an output directory that a pipeline with another configuration wrote."""
     record = {"stages": config.raw.get("stages"), "sources": config.raw.get("sources"),
               "text_field": config.text_field, "id_field": config.id_field}
+    if config.split_bytes != DEFAULT_SPLIT_BYTES:  # another split makes other shards
+        record["split_bytes"] = config.split_bytes
     path = config.output / CONFIG_RECORD
     if path.exists():
         if json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(record)):
@@ -74,58 +51,12 @@ def _claim(config: PipelineConfig) -> None:
     write_json_atomic(path, record)
 
 
-def _once(config: PipelineConfig, key: str, state: Any, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``body`` unless an earlier run recorded ``key`` as finished from the same ``state``
-    (the fingerprints of what the stage reads); returns its record."""
-    marker = config.output / STATE_DIR / f"{key}.json"
-    state_digest = digest(state)
-    if marker.exists():
-        record = json.loads(marker.read_text(encoding="utf-8"))
-        if record.get("state") == state_digest:
-            print(f"pipeline: {key}: finished in an earlier run, skipped", file=sys.stderr)
-            return {**record, "skipped": True}
-        print(f"pipeline: {key}: its inputs changed since the earlier run; running again", file=sys.stderr)
-    else:
-        print(f"pipeline: {key}: running", file=sys.stderr)
-    marker.unlink(missing_ok=True)
-    started = time.perf_counter()
-    record = {**body(), "seconds": round(time.perf_counter() - started, 3), "state": state_digest}
-    write_json_atomic(marker, record)
-    return {**record, "skipped": False}
-
-
-def _filter_stage_record(config: PipelineConfig, name: str, settings: Any, inputs: list[SourceFile],
-                         benchmarks: list[BenchmarkItem]) -> dict[str, Any]:
-    stage_config = _stage_config(config, inputs, config.output / name)
-    _run_filter_stage(name, settings, stage_config, benchmarks)
-    manifest = json.loads((stage_config.output / "manifest.json").read_text(encoding="utf-8"))
-    outputs = [SourceFile(str(stage_config.output / "kept" / f"{shard_name(f.path)}.jsonl"), f.source) for f in inputs]
-    record = {"stage": name, "counts": manifest["counts"], "bytes_in": _file_bytes(inputs),
-              "bytes_kept": _file_bytes(outputs), "outputs": [vars(f) for f in outputs]}
-    if name == "decontaminate":  # edited documents are kept, so the counts alone do not show them
-        report = json.loads((stage_config.output / REPORT_FILE).read_text(encoding="utf-8"))
-        record["documents_cut"] = report["documents_cut"]
-    return record
-
-
-def _tokenize_record(config: PipelineConfig, source: str, inputs: list[SourceFile]) -> dict[str, Any]:
-    from tools.tokenize.cli import tokenize  # megatron-core is imported only when this stage runs
-
-    stage_config = _stage_config(config, inputs, config.output / "tokenize" / source)
-    manifest = tokenize(stage_config, config.tokenize.tokenizer, config.tokenize.dataset_name)
-    if manifest["dataset"]["prefix"] is None:
-        print(f"pipeline: warning: source {source!r} has no documents left to tokenize; it is left out of the "
-              "training data", file=sys.stderr)
-    return {"stage": "tokenize", "source": source, "counts": manifest["counts"],
-            "bytes_in": _file_bytes(inputs), "dataset": manifest["dataset"]}
-
-
-def _source_files(config: PipelineConfig) -> list[SourceFile]:
+def _sources(config: PipelineConfig) -> list[dict[str, str]]:
     files = []
     for source in config.sources:
         listing = list_inputs(source.inputs)
         listing.warn_skipped()
-        files += [SourceFile(f.path, source.name) for f in listing.files]
+        files += [{"path": f.path, "source": source.name} for f in listing.files]
     return files
 
 
@@ -139,32 +70,53 @@ def _benchmarks(config: PipelineConfig) -> list[BenchmarkItem]:
         raise InputError(str(error)) from None
 
 
-def _fingerprints(files: list[SourceFile]) -> list[dict[str, Any]]:
-    return [file_fingerprint(f.path) for f in files]
+def _stage_job(name: str, settings: Any, stage_config: StageConfig, benchmarks: list[BenchmarkItem],
+               partitions: int) -> Job:
+    if name == "clean":
+        return document_stage_job(settings, stage_config)
+    if name == "decontaminate":
+        return decontamination_job(benchmarks, settings, stage_config)
+    return corpus_stage_job(settings, stage_config, partitions)
 
 
-def run_pipeline(config: PipelineConfig) -> list[dict[str, Any]]:
-    """Every stage's record, in order (filter stages, then one tokenize record per source)."""
+def _with_record(job: Job, key: str, output: Path, stage_config: StageConfig, benchmarks: str | None,
+                 stage: str, source: str | None = None) -> list[Step]:
+    """The stage's steps, its plan announcing it, and its record after them."""
+    [plan] = job.prologue
+    record = Step(f"{key}.record", f"pipeline {key} record",
+                  RecordWork(key, str(output), stage_config, benchmarks, stage, source),
+                  output / ".work" / "steps" / f"{key}.record", single=True)
+    return [announced(plan, key, output, stage_config, benchmarks), *job.steps, record]
+
+
+def pipeline_job(config: PipelineConfig, executor: ExecutorConfig) -> Job:
+    """Checks everything, records the sources' files; returns the job (nothing has run yet)."""
     check_output(config.output)
-    files = _source_files(config)
-    check_text_field([f.path for f in files], config.text_field)
+    files = _sources(config)
+    check_text_field([f["path"] for f in files], config.text_field)
     benchmarks = _benchmarks(config)
     config.tokenize.tokenizer.check()
     _claim(config)
-    records = []
+    write_json_atomic(config.output / SOURCES_RECORD, {"outputs": files})
+    common = {"text_field": config.text_field, "id_field": config.id_field, "workers": config.workers,
+              "progress": config.progress, "split_bytes": config.split_bytes}
+    steps: list[Step] = []
+    previous = config.output / SOURCES_RECORD
     for name, settings in config.stages.items():
-        current = files
-        state = {"inputs": _fingerprints(current),
-                 "benchmarks": digest([(b.label, b.text) for b in benchmarks]) if name == "decontaminate" else None}
-        record = _once(config, name, state,
-                       lambda: _filter_stage_record(config, name, settings, current, benchmarks))
-        files = [SourceFile(**f) for f in record["outputs"]]
-        records.append(record)
+        stage_config = StageConfig((), config.output / name, inputs_record=str(previous), **common)
+        contents = digest([(b.label, b.text) for b in benchmarks]) if name == "decontaminate" else None
+        job = _stage_job(name, settings, stage_config, benchmarks, executor.partitions())
+        steps += _with_record(job, name, config.output, stage_config, contents, name)
+        previous = record_path(config.output, name)
     for source in config.sources:
-        inputs = [f for f in files if f.source == source.name]
-        records.append(_once(config, f"tokenize-{source.name}", {"inputs": _fingerprints(inputs)},
-                             lambda: _tokenize_record(config, source.name, inputs)))
-    if not any(r["dataset"]["prefix"] for r in records if r["stage"] == "tokenize"):
-        raise InputError("no source has documents left to tokenize; see the removed/ and rejected/ "
-                         f"directories under {config.output}")
-    return records
+        stage_config = StageConfig((), config.output / "tokenize" / source.name, inputs_record=str(previous),
+                                   inputs_source=source.name, **common)
+        job = tokenize_job(stage_config, config.tokenize.tokenizer, config.tokenize.dataset_name)
+        steps += _with_record(job, f"tokenize-{source.name}", config.output, stage_config, None, "tokenize",
+                              source.name)
+    keys = (*config.stages, *(f"tokenize-{source.name}" for source in config.sources))
+    summary = Step("pipeline.summary", "pipeline summary", SummaryWork(config, keys),
+                   config.output / ".work" / "steps" / "summary", single=True)
+    # The first stage plans where the job is started: its checks report there, not in a log.
+    return Job("qwen-data pipeline", config.output, (steps[0],), (*steps[1:], summary),
+               functools.partial(summary_text, config.output))

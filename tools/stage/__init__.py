@@ -9,16 +9,22 @@ Pieces (one file each):
 - ``inputs``: ``expand_inputs`` (files, directories, globs; unknown suffixes refused or skipped).
 - ``reader``: ``read_documents`` (JSON Lines, JSON arrays, Parquet; strict JSON; bad records and
   unreadable rests of files become ``Rejection``; repeated ids are flagged).
-- ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file, named after its
-  identity), completion ``Markers`` and ``run_shards`` (runs the unfinished shards on ``pool``,
-  forked workers with one pipe each, so a signal can stop them at any moment).
+- ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file or a byte range of
+  one, named after its identity, with the fingerprint its completion markers check).
+- ``split``: large JSON Lines files cut into byte ranges on line ends.
 - ``startup``: the checks before a run (output directory, inputs, text field), the claim on the
   output directory, and removal of stale files.
+- ``plan``: ``StageRun`` (one stage's run over one output directory) and its plan step, which
+  does the start-up, splits the inputs into shards and writes ``.work/plan.json`` for every
+  later step.
+- ``pool``: forked workers with one pipe each, so a signal can stop them at any moment (used by
+  ``tools.executor``, which runs a stage's steps here or as SLURM job arrays).
 - ``signals``, ``errors``: ``InputError`` (one line, exit 2) and ``StopSignal`` (SIGINT/SIGTERM).
 - ``filter``: the write phase: kept/ removed/ rejected/ JSONL shards, written atomically.
 - ``manifest``: ``manifest.json`` (parameters, versions, counts with in == kept + removed +
   rejected, wall time) and the summary table.
-- ``stages``: the ``DocumentStage`` and ``CorpusStage`` protocols and their drivers.
+- ``stages``: the ``DocumentStage`` and ``CorpusStage`` protocols and the jobs that run them
+  (plan, [index, merge steps,] write, finish).
 - ``cli``: argparse helpers shared by every stage.
 
 Output directory of every stage::
@@ -45,30 +51,32 @@ A per-document stage (like decontaminate) is a picklable dataclass::
             return Removal("ngram_overlap", {"ngram": hit}) if hit else None
             # or rewrite doc.text and return None to keep the edited document
 
-    summary = run_document_stage(Decontaminate(...), config)   # config: StageConfig
+    manifest = run_document_stage(Decontaminate(...), config)   # config: StageConfig; on this machine
+    run_job(document_stage_job(Decontaminate(...), config), executor)   # or where ``executor`` says
 
 Expensive state (a model) should be loaded lazily inside ``process`` (it runs in forked worker
 processes and is pickled to them), not built in the parent.
 
 A whole-corpus stage (like dedup) implements ``CorpusStage``: ``index_shard(shard, documents,
-work_dir)`` runs per shard in workers and writes index files under ``work_dir`` (valid, unique-id
-documents only); ``decide(shards, work_dir, config)`` runs once and returns
-``{shard.index: {line: Removal}}`` plus manifest extras; the driver then filters every shard.
-``run_corpus_stage(stage, config, phase, selection)`` with ``phase="index"`` and a
-``ShardSelection`` indexes only one machine's shards, so SLURM array tasks can share the work
-and a final ``phase="merge"`` job finishes it.
+work_dir)`` runs per shard and writes index files under ``work_dir`` (valid, unique-id documents
+only); ``merge_steps(run)`` are the steps that decide, each split into partitions so that no item
+holds the whole corpus; ``shard_removals(run, shard)`` (with ``removals_digest``) gives one
+shard's decisions to its write task, ``summary(run)`` the manifest extras.
+``corpus_stage_job(stage, config, partitions)`` makes the job (plan, index, merge steps, write,
+finish); any executor runs it, on this machine or as SLURM job arrays.
 
 A sub-command's cli.py::
 
-    from tools.stage.cli import add_stage_arguments, stage_config, run_reporting_errors
+    from tools.executor.options import run_job
+    from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
 
     def add_arguments(parser):
-        add_stage_arguments(parser)            # --input --output --text-field --id-field --workers
+        add_stage_arguments(parser)            # --input --output ... --workers, --executor --tasks ...
         parser.add_argument("--ngram", type=int, default=13)
 
     def run(args) -> int:
-        return run_reporting_errors("qwen-data decontaminate",
-                                    lambda: run_document_stage(make_stage(args), stage_config(args)))
+        job = document_stage_job(make_stage(args), stage_config(args))
+        return run_reporting_errors("qwen-data decontaminate", lambda: run_job(job, stage_executor(args)))
 
 ``InputError`` (bad arguments, missing inputs, a resume with other parameters) becomes one line on
 stderr and exit code 2; bad records never stop a run. SIGINT/SIGTERM stop the workers and end the
@@ -80,11 +88,20 @@ from tools.stage.errors import InputError
 from tools.stage.inputs import expand_inputs
 from tools.stage.reader import RecordParser, read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.stages import (CorpusStage, DocumentStage, RunSummary, ShardSelection, run_corpus_stage,
-                                run_document_stage)
+
+_STAGES = ("CorpusStage", "DocumentStage", "run_corpus_stage", "run_document_stage")
+
+
+def __getattr__(name: str):
+    # tools.stage.stages builds on tools.executor, which builds on this package's lower modules
+    # (writer, pool, signals): imported on first use, so either package can be imported first.
+    if name in _STAGES:
+        from tools.stage import stages
+
+        return getattr(stages, name)
+    raise AttributeError(f"module 'tools.stage' has no attribute {name!r}")
 
 __all__ = [
     "CorpusStage", "Document", "DocumentStage", "InputError", "RecordParser", "Rejection", "Removal",
-    "RunSummary", "Shard", "ShardSelection", "StageConfig", "expand_inputs", "read_documents",
-    "run_corpus_stage", "run_document_stage",
+    "Shard", "StageConfig", "expand_inputs", "read_documents", "run_corpus_stage", "run_document_stage",
 ]

@@ -23,6 +23,10 @@ class DeciderSource(Protocol):
 
     def decider(self, shard: Shard) -> Decider: ...
 
+    def depends(self, shard: Shard) -> str:
+        """A digest of what the shard's decisions depend on beyond its own text ("" for nothing):
+        the shard is written again when it changes."""
+
 
 def kept_record(doc: Document, config: StageConfig) -> dict[str, Any]:
     return {config.id_field: doc.id, config.text_field: doc.text, **doc.fields}
@@ -62,7 +66,7 @@ class FilterTask:
         unreadable = False
         paths = [out / name / f"{shard.name}.jsonl" for name in ("kept", "removed", "rejected")]
         with atomic_jsonl_writers(*paths) as (kept, removed, rejected):
-            for item in read_documents(shard.path, self.config.parser):
+            for item in read_documents(shard.path, self.config.parser, shard.byte_range):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
                     unreadable |= item.stops_file

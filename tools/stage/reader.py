@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from tools.stage import progress
 from tools.stage.document import Document, Rejection
+from tools.stage.split import ByteRange
 from tools.stage.streams import UnreadableData, is_parquet, numbered_lines
 
 PARQUET_BATCH_ROWS = 1024
@@ -106,8 +107,9 @@ def _json_array(first_line: bytes, rest: Iterator[tuple[int, bytes]], source: st
         yield element, record
 
 
-def _jsonl_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
-    lines = numbered_lines(path)
+def _jsonl_records(path: str, byte_range: ByteRange | None) -> Iterator[tuple[int, Any] | Rejection]:
+    start, end, first_line = (byte_range.start, byte_range.end, byte_range.first_line) if byte_range else (0, None, 1)
+    lines = numbered_lines(path, start, end, first_line)
     try:
         for number, raw in lines:
             if not raw.strip():
@@ -119,7 +121,8 @@ def _jsonl_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
     except UnreadableData as error:
         yield Rejection(path, error.line, f"unreadable: {error.message}", byte=error.byte, stops_file=True)
     except OSError as error:
-        yield Rejection(path, 1, f"unreadable: {error.strerror or error}", byte=0, stops_file=True)
+        yield Rejection(path, first_line, f"unreadable: {error.strerror or error}",
+                        byte=start, stops_file=True)
 
 
 def _parquet_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
@@ -136,9 +139,10 @@ def _parquet_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
         yield Rejection(path, row + 1, f"unreadable Parquet: {message}", stops_file=True)
 
 
-def iter_records(path: str) -> Iterator[tuple[int, Any] | Rejection]:
-    """(position, decoded record) for every record of one file, or a Rejection in its place."""
-    return _parquet_records(path) if is_parquet(path) else _jsonl_records(path)
+def iter_records(path: str, byte_range: ByteRange | None = None) -> Iterator[tuple[int, Any] | Rejection]:
+    """(position, decoded record) for every record of one file (or of one byte range of an
+    uncompressed JSON Lines file), or a Rejection in its place."""
+    return _parquet_records(path) if is_parquet(path) else _jsonl_records(path, byte_range)
 
 
 @dataclass(frozen=True)
@@ -162,12 +166,13 @@ class RecordParser:
         return Document(id=doc_id, text=text, fields=fields, source=source, line=line)
 
 
-def read_documents(path: str, parser: RecordParser) -> Iterator[Document | Rejection]:
-    """Documents and rejections of one file in order; documents whose id repeats an earlier one
-    of the same file get ``duplicate_of`` set to the first one's line."""
+def read_documents(path: str, parser: RecordParser,
+                   byte_range: ByteRange | None = None) -> Iterator[Document | Rejection]:
+    """Documents and rejections of one file (or byte range) in order; documents whose id repeats
+    an earlier one of the same file (range) get ``duplicate_of`` set to the first one's line."""
     first_line_of_id: dict[str, int] = {}
     uncounted = 0
-    for item in iter_records(path):
+    for item in iter_records(path, byte_range):
         if not isinstance(item, Rejection):
             item = parser.parse(item[1], path, item[0])
         if isinstance(item, Document):

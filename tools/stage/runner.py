@@ -1,37 +1,27 @@
-"""Shards, completion markers, and running a per-shard task over a process pool.
+"""The shared stage options and shards, the units of parallel work and of resumption.
 
-A shard is one input file. Its name (``<stem>-<8 hex digits of a hash of its absolute path>``)
-names every file the stages write for it, so it stays the same when other files are added to or
-removed from an input directory. A task runs on one shard inside a worker process and returns a
-small JSON-serializable result; the worker then writes a completion marker holding that result,
-the file's fingerprint (path, size, mtime) and what else the result depended on (``depends``:
-decisions made over the whole corpus). A rerun skips exactly the shards whose marker matches, so a
-killed run resumes where it stopped and a changed input redoes only what it changed.
+A shard is one input file, or one byte range of a large uncompressed JSON Lines file (see
+``split``). Its name (``<stem>-<8 hex digits of a hash of its absolute path>``, with ``_partNNNN``
+after the stem for a range) names every file the stages write for it, so it stays the same when
+other files are added to or removed from an input directory. Its fingerprint (path, size, mtime,
+and the range) is what a completion marker checks before a rerun skips it.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import re
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from tqdm import tqdm
-
-from tools.stage.errors import StopSignal
 from tools.stage.inputs import normalized
-from tools.stage.pool import run_in_workers
 from tools.stage.reader import RecordParser
-from tools.stage.signals import raise_if_stopped
+from tools.stage.split import DEFAULT_SPLIT_BYTES, ByteRange
 from tools.stage.streams import READ_SUFFIXES
-from tools.stage.writer import write_json_atomic
 
-PROGRESS_INTERVAL_S = 0.5
 _IDENTITY_SUFFIX = re.compile(r"-[0-9a-f]{8}$")  # the hash an earlier stage appended to a name
 _STEM_CHARS = 80
 
@@ -46,10 +36,21 @@ class StageConfig:
     id_field: str = "id"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     progress: bool = True
+    split_bytes: int = DEFAULT_SPLIT_BYTES  # larger JSON Lines files become several shards; 0: never
+    # In a pipeline: a JSON file whose "outputs" ({"path", "source"}) are this stage's inputs, written
+    # by the stage before; read when the stage plans, with only the files of ``inputs_source`` if set.
+    inputs_record: str | None = None
+    inputs_source: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(normalized(str(i)) for i in self.inputs))
         object.__setattr__(self, "output", Path(self.output))
+
+    def input_patterns(self) -> tuple[str, ...]:
+        if self.inputs_record is None:
+            return self.inputs
+        outputs = json.loads(Path(self.inputs_record).read_text(encoding="utf-8"))["outputs"]
+        return tuple(o["path"] for o in outputs if self.inputs_source in (None, o["source"]))
 
     @property
     def parser(self) -> RecordParser:
@@ -61,12 +62,14 @@ class StageConfig:
         return {"text_field": self.text_field, "id_field": self.id_field}
 
 
-def shard_name(path: str) -> str:
+def shard_name(path: str, part: int | None = None) -> str:
     base = os.path.basename(path)
     lowered = base.lower()
     suffix = next((s for s in sorted(READ_SUFFIXES, key=len, reverse=True) if lowered.endswith(s)), "")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", base[:len(base) - len(suffix)])
     stem = _IDENTITY_SUFFIX.sub("", stem)[:_STEM_CHARS] or "shard"
+    if part is not None:
+        stem = f"{stem}_part{part:04d}"
     digest = hashlib.blake2b(os.path.abspath(path).encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
     return f"{stem}-{digest}"
 
@@ -76,13 +79,35 @@ class Shard:
     index: int  # position in the input order (the keep order of dedup)
     path: str
     corpus: int  # index of the --input argument that listed it
+    part: int | None = None  # number of the byte range, when a large file is split
+    byte_range: ByteRange | None = None
 
     @property
     def name(self) -> str:
-        return shard_name(self.path)
+        return shard_name(self.path, self.part)
+
+    @property
+    def label(self) -> str:
+        """The file, and the byte range for a part of one (for messages)."""
+        if self.byte_range is None:
+            return self.path
+        return f"{self.path} (bytes {self.byte_range.start}-{self.byte_range.end})"
 
     def fingerprint(self) -> dict[str, Any]:
-        return file_fingerprint(self.path)
+        found = file_fingerprint(self.path)
+        if self.byte_range is not None:
+            found["bytes"] = [self.byte_range.start, self.byte_range.end]
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "path": self.path, "corpus": self.corpus, "part": self.part,
+                "byte_range": None if self.byte_range is None else vars(self.byte_range)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> "Shard":
+        byte_range = value.get("byte_range")
+        return cls(value["index"], value["path"], value["corpus"], value.get("part"),
+                   None if byte_range is None else ByteRange(**byte_range))
 
 
 def file_fingerprint(path: str) -> dict[str, Any]:
@@ -95,83 +120,5 @@ def file_fingerprint(path: str) -> dict[str, Any]:
 
 
 def digest(value: Any) -> str:
-    """A short stable digest of a JSON-serializable value (for ``Markers.depends``)."""
+    """A short stable digest of a JSON-serializable value (for the keys of completion markers)."""
     return hashlib.blake2b(json.dumps(value, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True)
-class Markers:
-    """Completion markers of one phase: ``root/<phase>/<shard name>.json``. ``depends`` maps a
-    shard name to a digest of what else its result depends on; a marker counts only when that
-    matches too."""
-
-    root: Path
-    phase: str
-    depends: dict[str, str] = field(default_factory=dict)
-
-    def _path(self, shard: Shard) -> Path:
-        return Path(self.root) / self.phase / f"{shard.name}.json"
-
-    def result(self, shard: Shard) -> dict[str, Any] | None:
-        path = self._path(shard)
-        try:
-            marker = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if marker.get("fingerprint") != shard.fingerprint() or marker.get("depends") != self.depends.get(shard.name, ""):
-            return None
-        return marker["result"]
-
-    def mark(self, shard: Shard, result: dict[str, Any]) -> None:
-        write_json_atomic(self._path(shard), {"shard": asdict(shard), "fingerprint": shard.fingerprint(),
-                                              "depends": self.depends.get(shard.name, ""), "result": result})
-
-
-def _run_and_mark(task: Callable[[Shard], dict], markers: Markers, shard: Shard) -> tuple[Shard, dict]:
-    result = task(shard)
-    markers.mark(shard, result)
-    return shard, result
-
-
-@dataclass
-class PhaseResult:
-    results: dict[int, dict[str, Any]]  # shard index -> task result
-    skipped: int  # shards finished by an earlier run
-
-
-def run_shards(task: Callable[[Shard], dict], shards: list[Shard], markers: Markers, workers: int,
-               desc: str, progress: bool = True) -> PhaseResult:
-    """Run ``task`` (picklable) on every shard without a matching marker, ``workers`` at a time.
-    A ``StopSignal`` stops the workers and leaves with ``finished`` / ``total`` set on it."""
-    results: dict[int, dict[str, Any]] = {}
-    todo = []
-    for shard in shards:
-        done = markers.result(shard)
-        if done is None:
-            todo.append(shard)
-        else:
-            results[shard.index] = done
-    skipped = len(shards) - len(todo)
-    if skipped:
-        print(f"{desc}: {skipped} of {len(shards)} shards finished earlier, skipped", file=sys.stderr)
-    bar = tqdm(total=len(todo), desc=desc, unit="shard", disable=not progress or not todo, file=sys.stderr)
-
-    def finish(shard: Shard, result: dict) -> None:
-        results[shard.index] = result
-        bar.update(1)
-
-    try:
-        with bar:
-            if workers <= 1 or len(todo) <= 1:
-                for shard in todo:
-                    finish(*_run_and_mark(task, markers, shard))
-                    raise_if_stopped()
-                    bar.set_postfix(docs=sum(int(r.get("in", r.get("documents", 0))) for r in results.values()))
-            else:
-                run_in_workers(functools.partial(_run_and_mark, task, markers), todo, workers,
-                               on_result=lambda done: finish(*done),
-                               on_wait=lambda read: bar.set_postfix(docs_read=read), wait_s=PROGRESS_INTERVAL_S)
-    except StopSignal as stop:
-        stop.finished, stop.total = len(results), len(shards)
-        raise
-    return PhaseResult(results, skipped)

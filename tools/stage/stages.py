@@ -1,29 +1,30 @@
-"""The two kinds of stage and the drivers that run them.
+"""The two kinds of stage, and the jobs (lists of steps, ``tools.executor``) that run them.
 
-A ``DocumentStage`` decides about each document on its own (clean, decontaminate). A
-``CorpusStage`` needs the whole corpus (dedup): it indexes every shard (in parallel, on one machine
-or many), decides once over all indexes, then every shard is filtered by those decisions.
+A ``DocumentStage`` decides about each document on its own (clean): plan, write (per shard),
+finish. A ``CorpusStage`` needs the whole corpus (dedup): plan, index (per shard), the stage's own
+merge steps (per hash partition: no step holds the whole corpus), write (per shard, from the
+merge's decisions), finish. The finish step sums the per-shard counts into ``manifest.json`` and
+prints the summary. Any executor runs these jobs: this machine's process pool or SLURM arrays.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, ClassVar, Iterator, Protocol
 
+from tools.executor.job import Job, OneItem, Step
+from tools.executor.markers import Markers
 from tools.stage.document import Document, Removal
-from tools.stage.filter import Decider, FilterTask
-from tools.stage.manifest import format_summary, total_counts, write_manifest
 from tools.stage.errors import InputError
+from tools.stage.filter import Decider, DeciderSource, FilterTask
+from tools.stage.manifest import format_summary, total_counts, write_manifest
+from tools.stage.plan import PlanWork, ShardWork, StageRun
 from tools.stage.reader import read_documents
-from tools.stage.runner import Markers, Shard, StageConfig, digest, run_shards
-from tools.stage.startup import MARKERS_DIR, RunPlan, prepare_run
-from tools.stage.writer import write_json_atomic
-
-WORK_DIR = ".work"
+from tools.stage.runner import Shard, StageConfig, digest
 
 
 class DocumentStage(Protocol):
@@ -39,7 +40,7 @@ class DocumentStage(Protocol):
 
 
 class CorpusStage(Protocol):
-    """Whole-corpus stage. Must be picklable: ``index_shard`` runs in workers."""
+    """Whole-corpus stage. Must be picklable: every method runs in workers or SLURM tasks."""
 
     name: str
     libraries: tuple[str, ...]
@@ -50,131 +51,212 @@ class CorpusStage(Protocol):
         """Write this shard's index files under ``work_dir``; return a small JSON-able result
         (include ``documents``: how many were indexed)."""
 
-    def decide(self, shards: list[Shard], work_dir: Path, config: StageConfig) -> tuple[dict[int, dict[int, Removal]], dict[str, Any]]:
-        """From all indexes: removals per shard index (line -> Removal), and manifest extras."""
+    def merge_steps(self, run: StageRun) -> list[Step]:
+        """The steps between index and write, each split into ``run.partitions`` items or more."""
 
+    def shard_removals(self, run: StageRun, shard: Shard) -> dict[int, Removal]:
+        """The merge's decisions about one shard: line -> Removal."""
 
-@dataclass
-class RunSummary:
-    manifest: dict[str, Any]
-    text: str
+    def removals_digest(self, run: StageRun, shard: Shard) -> str:
+        """A digest of ``shard_removals`` (cheap: the shard is written again when it changes)."""
 
-
-def _finish(stage, config: StageConfig, plan: RunPlan, counts: list[dict], skipped: int,
-            started: float, extra: dict[str, Any] | None = None) -> RunSummary:
-    totals = total_counts(counts)
-    wall = time.perf_counter() - started
-    params = {**stage.params(), **config.resume_key()}
-    manifest = write_manifest(config.output, stage.name, params, [s.path for s in plan.shards], totals, wall,
-                              stage.libraries, {**(extra or {}), "skipped_files": plan.skipped_files})
-    text = format_summary(stage.name, totals, wall, skipped, len(plan.shards))
-    print(text)
-    return RunSummary(manifest, text)
+    def summary(self, run: StageRun) -> dict[str, Any]:
+        """Manifest extras, from the merge's outputs."""
 
 
 @dataclass(frozen=True)
-class _DocumentDecider:
+class WriteWork(ShardWork):
+    """The write phase: kept/, removed/, rejected/ per shard, by the decisions of ``decisions``."""
+
+    decisions: DeciderSource | None = None
+
+    def key(self, item: str) -> dict[str, Any]:
+        shard = self.shard(item)
+        return {"fingerprint": shard.fingerprint(), "depends": self.decisions.depends(shard)}
+
+    def run(self, item: str) -> dict[str, Any]:
+        return FilterTask(self.decisions, self.stage_run.config)(self.shard(item))
+
+
+def _phase(markers: Markers, since: float) -> dict[str, Any]:
+    """Timing of a step's items that ran in this run (from their markers): wall seconds from the
+    first start to the last end, the items' wall and CPU seconds, the largest item peak memory."""
+    every = list(map(json.loads, _marker_texts(markers.directory)))
+    items = len(every)
+    records = [m for m in every if m.get("started", 0) >= since]
+    if not records:
+        return {"items": items, "ran": 0}
+    ends = [m["started"] + m["seconds"] for m in records]
+    peaks = [m["peak_rss_mb"] for m in records if m.get("peak_rss_mb") is not None]
+    return {"items": items, "ran": len(records), "wall_s": round(max(ends) - min(m["started"] for m in records), 3),
+            "task_s": round(sum(m["seconds"] for m in records), 3),
+            "cpu_s": round(sum(m.get("cpu_s", 0) for m in records), 3), "peak_rss_mb": max(peaks, default=None)}
+
+
+def _marker_texts(directory: Path) -> Iterator[str]:
+    if Path(directory).is_dir():
+        for path in sorted(Path(directory).glob("*.json")):
+            yield path.read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class FinishWork(OneItem):
+    """Totals of the write step into ``manifest.json`` (with each step's timing) and the summary."""
+
+    stage_run: StageRun
+    write_markers: Path
+    phases: tuple[tuple[str, str], ...]  # (step description, its markers directory)
+    extras: Callable[[StageRun], dict[str, Any]] | None = None
+    unit: ClassVar[str] = "finish"
+
+    def key(self, item: str) -> dict[str, Any]:
+        markers = Markers(self.write_markers)
+        return {"written": digest([markers.read(s.name) for s in self.stage_run.plan().shards])}
+
+    def run(self, item: str) -> dict[str, Any]:
+        run, plan = self.stage_run, self.stage_run.plan()
+        markers = Markers(self.write_markers)
+        records = [markers.read(shard.name) for shard in plan.shards]
+        missing = [shard.label for shard, record in zip(plan.shards, records) if record is None]
+        if missing:
+            raise InputError(f"{len(missing)} shards have no output yet (first: {missing[0]}); "
+                             "rerun the same command to finish them")
+        totals = total_counts(record["result"] for record in records)
+        skipped = sum(1 for record in records if record["started"] < plan.planned_at)
+        wall = time.time() - plan.planned_at
+        phases = {name: _phase(Markers(Path(directory)), plan.planned_at)
+                  for name, directory in self.phases}
+        extra = {**(self.extras(run) if self.extras else {}), "skipped_files": plan.skipped_files,
+                 "shards": len(plan.shards), "phases": phases}
+        write_manifest(run.output, run.stage, {**run.params, **run.config.resume_key()},
+                       [shard.label for shard in plan.shards], totals, wall, run.libraries, extra)
+        print(format_summary(run.stage, totals, wall, skipped, len(plan.shards)), flush=True)
+        return {"counts": totals}
+
+
+def stage_report(output: Path) -> str:
+    """The summary table of a finished stage, from its manifest (printed after a followed job)."""
+    manifest = json.loads((Path(output) / "manifest.json").read_text(encoding="utf-8"))
+    return format_summary(manifest["stage"], manifest["counts"], manifest["wall_time_s"], 0, manifest["shards"])
+
+
+def plan_step(run: StageRun) -> Step:
+    return Step(f"{run.stage}.plan", f"{run.stage} plan", PlanWork(run), run.step_markers("plan"), single=True)
+
+
+def finish_steps(run: StageRun, decisions: DeciderSource, earlier: list[Step],
+                 extras: Callable[[StageRun], dict[str, Any]] | None = None) -> list[Step]:
+    """The write and finish steps that end every stage."""
+    write = Step(f"{run.stage}.write", run.stage, WriteWork(run, decisions), run.shard_markers("write"))
+    phases = tuple((step.description, str(step.markers)) for step in [*earlier, write])
+    finish = Step(f"{run.stage}.finish", f"{run.stage} finish",
+                  FinishWork(run, write.markers, phases, extras), run.step_markers("finish"), single=True)
+    return [write, finish]
+
+
+@dataclass(frozen=True)
+class _DocumentDecisions:
     stage: DocumentStage
 
     @property
     def name(self) -> str:
         return self.stage.name
 
+    def depends(self, shard: Shard) -> str:
+        return ""
+
     def decider(self, shard: Shard) -> Decider:
         return self.stage.process
 
 
-def run_document_stage(stage: DocumentStage, config: StageConfig, plan: RunPlan | None = None,
-                       depends: dict[str, str] | None = None) -> RunSummary:
-    """``plan``: the start-up already done by a caller; ``depends``: per shard name, a digest of
-    what else its result depends on (see ``Markers``)."""
-    started = time.perf_counter()
-    plan = plan or prepare_run(config, stage.name, stage.params())
-    markers = Markers(Path(config.output) / MARKERS_DIR, "write", depends or {})
-    phase = run_shards(FilterTask(_DocumentDecider(stage), config), plan.shards, markers, config.workers,
-                       stage.name, config.progress)
-    return _finish(stage, config, plan, [phase.results[s.index] for s in plan.shards], phase.skipped, started)
+def stage_run(stage: DocumentStage | CorpusStage, config: StageConfig, partitions: int = 1) -> StageRun:
+    return StageRun(stage.name, stage.params(), tuple(stage.libraries), config, partitions)
+
+
+def document_stage_job(stage: DocumentStage, config: StageConfig, decisions: DeciderSource | None = None,
+                       middle: Callable[[StageRun], list[Step]] | None = None) -> Job:
+    """``decisions``: instead of ``stage.process`` alone (decontaminate's depend on a scan);
+    ``middle``: steps between plan and write."""
+    run = stage_run(stage, config)
+    steps = middle(run) if middle else []
+    return Job(f"qwen-data {stage.name}", run.output, (plan_step(run),),
+               (*steps, *finish_steps(run, decisions or _DocumentDecisions(stage), steps)),
+               functools.partial(stage_report, run.output))
 
 
 @dataclass(frozen=True)
-class _IndexTask:
-    stage: CorpusStage
-    config: StageConfig
-    work_dir: Path
+class IndexWork(ShardWork):
+    """A corpus stage's index of one shard (valid documents with a unique id only)."""
 
-    def __call__(self, shard: Shard) -> dict[str, Any]:
-        documents = (item for item in read_documents(shard.path, self.config.parser)
-                     if isinstance(item, Document) and item.duplicate_of is None)
-        return self.stage.index_shard(shard, documents, self.work_dir)
+    stage: CorpusStage | None = None
+
+    def run(self, item: str) -> dict[str, Any]:
+        shard, config = self.shard(item), self.stage_run.config
+        documents = (doc for doc in read_documents(shard.path, config.parser, shard.byte_range)
+                     if isinstance(doc, Document) and doc.duplicate_of is None)
+        return self.stage.index_shard(shard, documents, self.stage_run.work_dir)
+
+
+def index_markers(run: StageRun) -> Markers:
+    return Markers(run.shard_markers("index"))
+
+
+def check_indexed(run: StageRun, shard: Shard) -> None:
+    """The shard's input is what was indexed; else one line naming the file (it vanished or
+    changed between the index and write phases, which would misplace every decision)."""
+    marker = index_markers(run).read(shard.name)
+    if marker is None:
+        raise InputError(f"{shard.label}: not indexed; rerun the same command to index it")
+    now = shard.fingerprint()
+    if marker["key"]["fingerprint"] != json.loads(json.dumps(now)):
+        what = "vanished" if "error" in now else "changed"
+        raise InputError(f"{shard.label}: the input file {what} after it was indexed; rerun the same command "
+                         "to index it again")
 
 
 @dataclass(frozen=True)
-class _CorpusDecider:
+class _CorpusDecisions:
     stage: CorpusStage
-    work_dir: Path
+    stage_run: StageRun
 
     @property
     def name(self) -> str:
         return self.stage.name
 
+    def depends(self, shard: Shard) -> str:
+        check_indexed(self.stage_run, shard)
+        return self.stage.removals_digest(self.stage_run, shard)
+
     def decider(self, shard: Shard) -> Decider:
-        path = self.work_dir / "removals" / f"{shard.name}.json"
-        removals = {int(line): Removal(r["reason"], r["details"])
-                    for line, r in json.loads(path.read_text(encoding="utf-8")).items()}
+        removals = self.stage.shard_removals(self.stage_run, shard)
         return lambda doc: removals.get(doc.line)
 
 
-@dataclass(frozen=True)
-class ShardSelection:
-    """This process's part of the index phase when several machines share it."""
-
-    index: int
-    count: int
-
-    def select(self, shards: list[Shard]) -> list[Shard]:
-        return [s for s in shards if s.index % self.count == self.index]
+def corpus_stage_job(stage: CorpusStage, config: StageConfig, partitions: int) -> Job:
+    run = stage_run(stage, config, partitions)
+    index = Step(f"{run.stage}.index", f"{run.stage} index", IndexWork(run, stage), run.shard_markers("index"))
+    steps = [index, *stage.merge_steps(run)]
+    return Job(f"qwen-data {stage.name}", run.output, (plan_step(run),),
+               (*steps, *finish_steps(run, _CorpusDecisions(stage, run), steps, stage.summary)),
+               functools.partial(stage_report, run.output))
 
 
-def run_corpus_stage(stage: CorpusStage, config: StageConfig, phase: str = "all",
-                     selection: ShardSelection | None = None) -> RunSummary | None:
-    """``phase``: ``index`` (only this selection's index shards, then stop), ``merge`` (decide and
-    write; every shard must be indexed), or ``all`` (index what is missing, then merge)."""
-    started = time.perf_counter()
-    plan = prepare_run(config, stage.name, stage.params(), temporaries=phase != "index")
-    shards = plan.shards
-    out = Path(config.output)
-    work_dir = out / WORK_DIR
-    index_markers = Markers(out / MARKERS_DIR, "index")
-    if phase in ("index", "all"):
-        selected = selection.select(shards) if selection else shards
-        run_shards(_IndexTask(stage, config, work_dir), selected, index_markers, config.workers,
-                   f"{stage.name} index", config.progress)
-        if phase == "index":
-            print(f"{stage.name}: indexed {len(selected)} of {len(shards)} shards; run --phase merge when all are done")
-            return None
-    missing = [s.name for s in shards if index_markers.result(s) is None]
-    if missing:
-        raise InputError(f"{len(missing)} of {len(shards)} shards are not indexed yet (first: {missing[0]}); "
-                         "run --phase index for them first")
-    decided_path = work_dir / "decided.json"
-    fingerprints = [s.fingerprint() for s in shards]
-    decided = json.loads(decided_path.read_text(encoding="utf-8")) if decided_path.exists() else {}
-    if decided.get("fingerprints") != fingerprints or "depends" not in decided:
-        # Any change to any shard may change the decisions about every other shard.
-        removals, extra = stage.decide(shards, work_dir, config)
-        shard_removals = {shard.name: {str(line): {"reason": r.reason, "details": r.details}
-                                       for line, r in sorted(removals.get(shard.index, {}).items())}
-                          for shard in shards}
-        for name, value in shard_removals.items():
-            write_json_atomic(work_dir / "removals" / f"{name}.json", value)
-        decided = {"fingerprints": fingerprints, "extra": extra,
-                   "depends": {name: digest(value) for name, value in shard_removals.items()}}
-        write_json_atomic(decided_path, decided)
-    # A shard is written again exactly when the decisions about its documents changed.
-    write_markers = Markers(out / MARKERS_DIR, "write", decided["depends"])
-    written = run_shards(FilterTask(_CorpusDecider(stage, work_dir), config), shards, write_markers,
-                         config.workers, f"{stage.name} write", config.progress)
-    if written.skipped:
-        print(f"{stage.name}: resumed; {written.skipped} shards were written earlier", file=sys.stderr)
-    return _finish(stage, config, plan, [written.results[s.index] for s in shards], written.skipped,
-                   started, decided["extra"])
+def read_manifest(output: Path) -> dict[str, Any]:
+    return json.loads((Path(output) / "manifest.json").read_text(encoding="utf-8"))
+
+
+def run_document_stage(stage: DocumentStage, config: StageConfig) -> dict[str, Any]:
+    """Run on this machine with ``config.workers``; returns the manifest."""
+    from tools.executor.local import LocalExecutor  # tools.executor imports this package
+
+    LocalExecutor(config.workers, config.progress).run(document_stage_job(stage, config))
+    return read_manifest(config.output)
+
+
+def run_corpus_stage(stage: CorpusStage, config: StageConfig, partitions: int | None = None) -> dict[str, Any]:
+    """Run on this machine with ``config.workers`` (and as many merge partitions unless given)."""
+    from tools.executor.local import LocalExecutor
+
+    job = corpus_stage_job(stage, config, partitions or config.workers)
+    LocalExecutor(config.workers, config.progress).run(job)
+    return read_manifest(config.output)

@@ -9,33 +9,25 @@ import json
 import os
 import shutil
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tools.stage.document import Rejection
 from tools.stage.errors import InputError
-from tools.stage.inputs import list_inputs
 from tools.stage.reader import iter_records
-from tools.stage.runner import Shard, StageConfig
+from tools.stage.runner import Shard
 from tools.stage.writer import write_json_atomic
 
 TEXT_FIELD_SAMPLE = 100  # records looked at for --text-field
 TEXT_FIELD_FILES = 8  # files looked at for them, at most
 # Directories holding files named after shards (<shard>.<suffixes>); see remove_stale.
-SHARD_DIRS = ("kept", "removed", "rejected", ".work/index", ".work/removals", ".work/shards")
-MARKERS_DIR = ".markers"
+SHARD_DIRS = ("kept", "removed", "rejected", ".work/index", ".work/shards")
+MARKERS_DIR = ".markers"  # one subdirectory per per-shard step, one marker per shard
 RUN_RECORD = ".run.json"
 
 
 class RunConflict(InputError):
     """The output directory holds a run with other parameters; resuming it would mix results."""
-
-
-@dataclass
-class RunPlan:
-    shards: list[Shard]
-    skipped_files: list[str]  # files in input directories that are not read
 
 
 def check_output(output: Path) -> None:
@@ -106,17 +98,3 @@ def remove_stale(output: Path, shards: list[Shard], temporaries: bool = True) ->
         for path in Path(output).rglob(".*"):
             if path.is_file() and _is_temporary(path.name):
                 path.unlink(missing_ok=True)
-
-
-def prepare_run(config: StageConfig, stage: str, params: dict[str, Any], temporaries: bool = True) -> RunPlan:
-    """Every start-up check, then the claim on the output directory and the stale-file cleanup.
-    ``temporaries=False`` where other processes may be writing into the same output (SLURM
-    index tasks)."""
-    check_output(config.output)
-    listing = list_inputs(config.inputs)
-    listing.warn_skipped()
-    shards = [Shard(i, f.path, f.corpus) for i, f in enumerate(listing.files)]
-    check_text_field([s.path for s in shards], config.text_field)
-    claim_output(config.output, stage, {**params, **config.resume_key()})
-    remove_stale(config.output, shards, temporaries)
-    return RunPlan(shards, listing.skipped)

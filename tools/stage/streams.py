@@ -74,8 +74,15 @@ class UnreadableData(Exception):
         self.message = message
 
 
-def _raw_chunks(handle, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    while chunk := handle.read(size):
+def _raw_chunks(handle, size: int = CHUNK_BYTES, limit: int | None = None) -> Iterator[bytes]:
+    """Chunks of ``handle`` from its position, ``limit`` bytes at most."""
+    remaining = limit
+    while remaining is None or remaining > 0:
+        chunk = handle.read(size if remaining is None else min(size, remaining))
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
         yield chunk
 
 
@@ -104,16 +111,23 @@ def _decompressed(handle, compression: Compression, lines_done: Callable[[], int
                              f"{compression.name} data ends mid-stream after {consumed} bytes (a truncated file)")
 
 
-def numbered_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, line without its newline) for every line; a UTF-8 byte-order mark at
-    the start is dropped. Raises OSError when the file cannot be opened, UnreadableData when its
-    data stops being readable (the lines before that were all yielded)."""
+def numbered_lines(path: str, start: int = 0, end: int | None = None,
+                   first_line: int = 1) -> Iterator[tuple[int, bytes]]:
+    """(line number, line without its newline) for every line; a UTF-8 byte-order mark at the
+    start is dropped. ``start``/``end``: a byte range of an uncompressed file that begins at a
+    line start whose number is ``first_line`` (see ``split``). Raises OSError when the file cannot
+    be opened, UnreadableData when its data stops being readable (the lines before that were all
+    yielded)."""
     compression = compression_of(path)
-    number = 0
+    number = first_line - 1
     with open(path, "rb") as handle:
-        chunks = _decompressed(handle, compression, lambda: number) if compression else _raw_chunks(handle)
+        if compression:
+            chunks = _decompressed(handle, compression, lambda: number)
+        else:
+            handle.seek(start)
+            chunks = _raw_chunks(handle, limit=None if end is None else end - start)
         pending: list[bytes] = []
-        first = True
+        first = start == 0
         for chunk in chunks:
             if first and chunk:
                 first = False

@@ -7,7 +7,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, BinaryIO, Iterator, TextIO
 
 import numpy as np
 
@@ -91,6 +91,13 @@ def _replacing(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def binary_file_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A binary file written piece by piece that appears under ``path`` only when complete."""
+    with _replacing(path) as tmp, open(tmp, "wb") as handle:
+        yield handle
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

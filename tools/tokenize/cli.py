@@ -1,24 +1,31 @@
 """``qwen-data tokenize``: JSONL/Parquet text -> one megatron-core indexed dataset (.bin/.idx).
 
-Each input file (shard) is tokenized into its own dataset under ``.work/shards/`` (resumable:
-finished shards are skipped on rerun); the shards are then merged in input order with
-megatron-core's ``add_index`` into ``OUTPUT/NAME.bin/.idx``, reopened, and checked against the
-counted documents and tokens before ``manifest.json`` declares the run done.
+Steps: plan; write: each shard (an input file or a byte range of one) is tokenized into its own
+dataset under ``.work/shards/`` (resumable: finished shards are skipped on rerun); merge: the
+shards are merged in input order with megatron-core's ``add_index`` into ``OUTPUT/NAME.bin/.idx``,
+reopened, and checked against the counted documents and tokens before ``manifest.json`` declares
+the run done.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config
+from tools.executor.job import Job, OneItem, Step
+from tools.executor.local import LocalExecutor
+from tools.executor.markers import Markers
+from tools.executor.options import run_job
+from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
 from tools.stage.errors import InputError
 from tools.stage.manifest import format_summary, total_counts, write_manifest
-from tools.stage.runner import Markers, StageConfig, run_shards
-from tools.stage.startup import MARKERS_DIR, prepare_run
-from tools.tokenize.indexed import merge_datasets, token_dtype
+from tools.stage.plan import ShardWork, StageRun
+from tools.stage.runner import StageConfig
+from tools.stage.stages import plan_step, read_manifest, stage_report, stage_run
 from tools.tokenize.shard import TokenizerSpec, TokenizeTask, dataset_name_problem, shard_prefix
 from tools.tokenizer import ENDOFTEXT
 
@@ -37,40 +44,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"end-of-document token appended after each document (default {ENDOFTEXT})")
 
 
-def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -> dict[str, Any]:
-    """Run the stage; returns the manifest (``dataset`` holds the prefix and its counts)."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class TokenizeWork(ShardWork):
+    """Per shard: its own dataset under .work/shards/, plus removed/ and rejected/."""
+
+    tokenizer: TokenizerSpec | None = None
+
+    def run(self, item: str) -> dict[str, Any]:
+        return TokenizeTask(self.tokenizer, self.stage_run.config)(self.shard(item))
+
+
+@dataclass(frozen=True)
+class MergeWork(OneItem):
+    """Merges the shards that hold documents, in input order, checks the counts, writes the manifest."""
+
+    stage_run: StageRun
+    tokenizer: TokenizerSpec
+    dataset_name: str
+    write_markers: Path
+    unit: ClassVar[str] = "merge"
+
+    def run(self, item: str) -> dict[str, Any]:
+        run, plan = self.stage_run, self.stage_run.plan()
+        markers = Markers(self.write_markers)
+        results = [markers.read(shard.name)["result"] for shard in plan.shards]
+        counts = total_counts(results)
+        prefix = run.output / self.dataset_name
+        for suffix in (".bin", ".idx"):  # an earlier run's dataset must not outlive a run without one
+            Path(f"{prefix}{suffix}").unlink(missing_ok=True)
+        dataset = {"prefix": None, "documents": 0, "tokens": 0, "dtype": None, "text_bytes": 0}
+        if counts["kept"]:
+            dataset = _merge(run.config, plan.shards, results, str(prefix), self.tokenizer.load())
+        wall = time.time() - plan.planned_at
+        write_manifest(run.output, run.stage, {**run.params, **run.config.resume_key()},
+                       [shard.label for shard in plan.shards], counts, wall, run.libraries,
+                       {"dataset": dataset, "skipped_files": plan.skipped_files, "shards": len(plan.shards)})
+        skipped = sum(1 for shard in plan.shards if markers.read(shard.name)["started"] < plan.planned_at)
+        print(format_summary("tokenize", counts, wall, skipped, len(plan.shards)))
+        if dataset["prefix"]:
+            print(f"  dataset {prefix}: {dataset['documents']:,} documents, {dataset['tokens']:,} tokens "
+                  f"({dataset['dtype']})", flush=True)
+        return {"documents": dataset["documents"]}
+
+
+@dataclass(frozen=True)
+class _Identity:
+    params_: dict[str, Any]
+    name: str = "tokenize"
+    libraries: tuple[str, ...] = ("tiktoken", "megatron-core", "tokenizers")
+
+    def params(self) -> dict[str, Any]:
+        return self.params_
+
+
+def tokenize_job(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -> Job:
+    """Checks the dataset name and loads the tokenizer first (one line naming the flag if bad)."""
     problem = dataset_name_problem(dataset_name)
     if problem:
         raise InputError(f"--dataset-name {problem}")
-    loaded = tokenizer.check()
-    params = {"dataset_name": dataset_name, **vars(tokenizer)}
-    plan = prepare_run(config, "tokenize", params)
-    shards = plan.shards
-    phase = run_shards(TokenizeTask(tokenizer, config), shards, Markers(Path(config.output) / MARKERS_DIR, "write"),
-                       config.workers, "tokenize", config.progress)
-    results = [phase.results[shard.index] for shard in shards]
-    counts = total_counts(results)
-    prefix = Path(config.output) / dataset_name
-    for suffix in (".bin", ".idx"):  # an earlier run's dataset must not outlive a run without one
-        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
-    dataset = {"prefix": None, "documents": 0, "tokens": 0, "dtype": None, "text_bytes": 0}
-    if counts["kept"]:
-        dataset = _merge(config, shards, results, str(prefix), loaded)
-    wall = time.perf_counter() - started
-    manifest = write_manifest(config.output, "tokenize", {**params, **config.resume_key()},
-                              [shard.path for shard in shards], counts, wall,
-                              ("tiktoken", "megatron-core", "tokenizers"),
-                              {"dataset": dataset, "skipped_files": plan.skipped_files})
-    print(format_summary("tokenize", counts, wall, phase.skipped, len(shards)))
-    if dataset["prefix"]:
-        print(f"  dataset {prefix}: {dataset['documents']:,} documents, {dataset['tokens']:,} tokens "
-              f"({dataset['dtype']})")
-    return manifest
+    tokenizer.check()
+    run = stage_run(_Identity({"dataset_name": dataset_name, **vars(tokenizer)}), config)
+    write = Step("tokenize.write", "tokenize", TokenizeWork(run, tokenizer), run.shard_markers("write"))
+    merge = Step("tokenize.merge", "tokenize merge", MergeWork(run, tokenizer, dataset_name, write.markers),
+                 run.step_markers("merge"), single=True)
+    return Job("qwen-data tokenize", run.output, (plan_step(run),), (write, merge),
+               functools.partial(stage_report, run.output))
+
+
+def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -> dict[str, Any]:
+    """Run the stage on this machine; returns the manifest (``dataset`` holds the prefix and counts)."""
+    LocalExecutor(config.workers, config.progress).run(tokenize_job(config, tokenizer, dataset_name))
+    return read_manifest(config.output)
 
 
 def _merge(config: StageConfig, shards, results: list[dict[str, Any]], prefix: str, loaded) -> dict[str, Any]:
     """Merge the shards that hold documents, in input order, and check the merged counts."""
+    from tools.tokenize.indexed import merge_datasets, token_dtype  # megatron-core: only where datasets are built
+
     holding = [shard for shard, result in zip(shards, results) if result["kept"]]
     summary = merge_datasets([shard_prefix(config.output, shard) for shard in holding], prefix,
                              token_dtype(loaded.vocab_size), loaded.eod)
@@ -93,8 +143,10 @@ def run(args: argparse.Namespace) -> int:
     spec = TokenizerSpec(args.tokenizer_file, args.tokenizer_json, args.eod_token)
 
     def body() -> None:
-        manifest = tokenize(stage_config(args), spec, args.dataset_name)
-        if manifest["dataset"]["prefix"] is None:
-            raise no_documents_error(manifest)
+        config = stage_config(args)
+        if run_job(tokenize_job(config, spec, args.dataset_name), stage_executor(args)):
+            manifest = read_manifest(config.output)
+            if manifest["dataset"]["prefix"] is None:
+                raise no_documents_error(manifest)
 
     return run_reporting_errors("qwen-data tokenize", body)

@@ -18,7 +18,6 @@ from tools.stage.filter import duplicate_id_removal, rejected_record, removed_re
 from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
 from tools.stage.writer import atomic_jsonl_writers
-from tools.tokenize.indexed import building_dataset, token_dtype
 from tools.tokenizer import ENDOFTEXT, load_tokenizer
 
 BATCH_BYTES = 1 << 20
@@ -64,6 +63,8 @@ class TokenizeTask:
     config: StageConfig
 
     def __call__(self, shard: Shard) -> dict[str, Any]:
+        from tools.tokenize.indexed import building_dataset, token_dtype  # megatron-core: only in the workers
+
         tokenizer = self.tokenizer.load()
         out = Path(self.config.output)
         reasons: Counter[str] = Counter()
@@ -81,7 +82,7 @@ class TokenizeTask:
 
         with (atomic_jsonl_writers(*paths) as (removed, rejected),
               building_dataset(shard_prefix(out, shard), dtype, tokenizer.eod) as dataset):
-            for item in read_documents(shard.path, self.config.parser):
+            for item in read_documents(shard.path, self.config.parser, shard.byte_range):
                 if isinstance(item, Rejection):
                     rejected.write(rejected_record(item))
                     unreadable |= item.stops_file
