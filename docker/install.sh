@@ -76,22 +76,15 @@ torch_version=$(installed_torch)
 # build tools go in first. NGC's PIP_CONSTRAINT file pins its torch; the check below catches any
 # other base whose torch the project's requirements would replace.
 python -m pip install "$@" "setuptools>=64" wheel ninja
-if python -W ignore -c 'import sys, torch; sys.exit(torch.version.cuda is not None)'; then
-    # DeepSpeed's CPU accelerator compiles a shared-memory allreduce on first use, which would need
-    # a compiler and a writable cache in every container; build it into the wheel instead.
-    # (DeepSpeed compiles it with -march=native: the CPU image runs on CPUs like the build host's.)
-    export DS_ACCELERATOR=cpu DS_BUILD_SHM_COMM=1
-fi
 # Editable, so examples/ and the compiled kernels sit next to the sources in the working directory.
+# DeepSpeed without prebuilt C++ ops: training uses none (on CPU, pretrain/parallel/cpu_compat.py keeps
+# its backend from building one at start-up) except the CPU Adam of parallel.offload_optimizer, which
+# DeepSpeed compiles on first use (docs/launching.md).
 DS_BUILD_OPS=0 QWEN_BUILD_KERNELS=1 python -m pip install --no-build-isolation "$@" -e .
 
 python -c 'import kernels._C' || fail "the fused kernels did not compile into kernels._C (see the compiler output above)"
 [ "$(installed_torch)" = "$torch_version" ] ||
     fail "installing the project replaced torch $torch_version; pin it in the base image's pip constraints"
-if [ "${DS_BUILD_SHM_COMM:-0}" = 1 ]; then
-    python -c 'from deepspeed.git_version_info import installed_ops as ops; assert ops["deepspeed_shm_comm"]' ||
-        fail "DeepSpeed was installed without its shared-memory allreduce (see its build output above)"
-fi
 
 # Bytecode now: a read-only container (Singularity, enroot) cannot write it at run time.
 python -m compileall -q pretrain tools kernels

@@ -5,10 +5,11 @@ megatron-core 0.16 assumes CUDA in three places on our path (REFERENCE.md §3):
    the pipeline's batched p2p exchange ends in ``torch.cuda.synchronize()``;
 2. its RNG tracker (``tensor_parallel.random``) saves and swaps CUDA generator states;
 3. ``pipeline_parallel/schedules.py`` allocates tensors with ``device="cuda"`` literals.
-DeepSpeed picks its accelerator from ``DS_ACCELERATOR`` when it is first imported.
+DeepSpeed picks its accelerator from ``DS_ACCELERATOR`` when it is first imported, and its CPU
+backend compiles a C++ op when the process group starts (see :func:`without_deepspeed_shm_allreduce`).
 
 :func:`enable_cpu_execution` handles 1, 2 (megatron's own ``model_parallel_cuda_manual_seed`` then
-seeds CPU generator states) and DeepSpeed; :func:`cuda_literals_on_cpu` handles 3 and
+seeds CPU generator states) and DeepSpeed's accelerator; :func:`cuda_literals_on_cpu` handles 3 and
 is entered only around a pipeline schedule, so ordinary ops do not pay for a Python-level dispatch.
 Everything here does nothing when CUDA is available.
 """
@@ -53,6 +54,24 @@ def enable_cpu_execution() -> bool:
     logging.getLogger(megatron_random.__name__).setLevel(logging.ERROR)
     _enabled = True
     return True
+
+
+def without_deepspeed_shm_allreduce() -> None:
+    """Keep DeepSpeed's CPU backend from compiling its shared-memory allreduce op.
+
+    ``deepspeed.init_distributed`` on the CPU accelerator builds that op just in time, in every
+    process, whether or not it is used: minutes of compiling on a fresh machine, and a C++ compiler
+    and a writable ``~/.cache/torch_extensions`` in every container (a read-only image without a
+    compiler fails there). Only DeepSpeed's inference all-reduce (its AutoTP) uses it; training's
+    collectives go through the gloo process group. Marked not buildable, the op is never compiled.
+    Call before ``deepspeed.init_distributed``."""
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    builder = get_accelerator().get_op_builder("ShareMemCommBuilder")
+    if builder is not None:
+        # DeepSpeed reads this dict (probed once per process) before building an op.
+        deepspeed.ops.__compatible_ops__[builder.NAME] = False
 
 
 def _add_cpu_rng_state(tracker, name: str, seed: int) -> None:

@@ -22,7 +22,7 @@ from datetime import timedelta
 import torch
 
 from pretrain.config import ParallelConfig
-from pretrain.parallel.cpu_compat import enable_cpu_execution
+from pretrain.parallel.cpu_compat import enable_cpu_execution, without_deepspeed_shm_allreduce
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ def initialize_distributed(parallel: ParallelConfig, seed: int) -> LaunchEnv:
     from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
 
     if not torch.distributed.is_initialized():
+        if on_cpu:
+            without_deepspeed_shm_allreduce()
         deepspeed.init_distributed(dist_backend="gloo" if on_cpu else "nccl", auto_mpi_discovery=False,
                                    verbose=False, timeout=timedelta(minutes=parallel.timeout_minutes))
     if not parallel_state.model_parallel_is_initialized():
