@@ -72,8 +72,10 @@ def test_one_worker_two_workers_and_four_tasks_give_the_same_output(corpus, tmp_
     assert set(run_as_tasks(JOBS[name](corpus, out, 1, 4), 4)) == {0}
     results.append(outputs(out))
     assert results[0] == results[1] == results[2]
+    # Every job produces something that could differ: kept records, or (tokenize) dataset bytes.
     kept = [lines for key, lines in results[0].items() if key.endswith("kept")]
-    assert kept and all(kept) and len(results[0]) >= 2
+    datasets = [data for key, data in results[0].items() if "text_document" in key]
+    assert (kept and all(kept)) or (len(datasets) == 2 and all(datasets))
     assert list((out / "slurm").glob("job.pkl"))
 
 
