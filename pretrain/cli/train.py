@@ -87,10 +87,11 @@ def run(argv=None) -> int:
     from pretrain.checkpoint.sharded_state import SavedTensorMismatch
     from pretrain.checkpoint.storage import CheckpointDamaged
     from pretrain.training.loop import run_training
+    from pretrain.training.step_metrics import TrainingDiverged
 
     try:
         result = run_training(config)
-    except (DatasetFileError, CheckpointDamaged, SavedTensorMismatch) as error:
+    except (DatasetFileError, CheckpointDamaged, SavedTensorMismatch, TrainingDiverged) as error:
         return _fail(str(error))
     if result.stopped_by:
         print(f"qwen-train: stopped by {result.stopped_by} at step {result.final_step}; "

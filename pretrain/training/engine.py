@@ -6,6 +6,7 @@ import torch
 
 from pretrain.config import RunConfig
 from pretrain.parallel.distributed import MegatronMpu
+from pretrain.training.bf16_device_checks import keep_bf16_checks_on_device
 from pretrain.training.optimizer import build_optimizer, build_scheduler
 
 
@@ -91,6 +92,8 @@ def deepspeed_config(config: RunConfig, data_parallel_size: int) -> dict:
 def build_engine(model: torch.nn.Module, config: RunConfig, data_parallel_size: int):
     import deepspeed
 
+    if config.training.precision == "bf16":
+        keep_bf16_checks_on_device()
     optimizer = build_optimizer(model, config.optimizer, config.parallel.offload_optimizer)
     scheduler = build_scheduler(optimizer, config.optimizer, config.training.train_steps)
     engine, _, _, _ = deepspeed.initialize(

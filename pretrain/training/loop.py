@@ -21,7 +21,7 @@ from pretrain.training.layout import parallelize
 from pretrain.training.metrics import (MetricsLogger, device_peak_tflops, flops_per_token, memory_gib,
                                       model_flops_utilization)
 from pretrain.training.signals import StopRequest
-from pretrain.training.step_metrics import IntervalReading, StepMetrics, ThroughputWindow
+from pretrain.training.step_metrics import IntervalReading, StepMetrics, ThroughputWindow, check_gradient_norm
 from tools.tokenizer import EOD_ID
 
 
@@ -191,6 +191,7 @@ class Trainer:
             stopping = False
             if self.state.step % training.log_interval == 0 or self.state.step == training.train_steps:
                 reading = metrics.read(stop.reduced_flag(self.device))
+                check_gradient_norm(reading.grad_norm, self.state.step)
                 result.losses.update(reading.losses)
                 self._log_step(reading, window)
                 window.restart()
@@ -207,6 +208,7 @@ class Trainer:
             if checkpoint.save_interval and self.state.step % checkpoint.save_interval == 0 \
                     and self.state.step < training.train_steps:
                 with window.excluding():
+                    metrics.check_last_gradient_norm(self.state.step)
                     self._start_save()
 
 

@@ -12,10 +12,24 @@ training work already queued (so it counts as training), and the time until it e
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
 import torch
+
+
+class TrainingDiverged(ValueError):
+    """The gradient norm became non-finite: the run stops before it saves the diverged state."""
+
+
+def check_gradient_norm(norm: float, step: int) -> None:
+    """The norm is global (reduced over every rank's gradients), so all ranks decide alike. A
+    negative norm is DeepSpeed's mark for a non-finite one (see ``bf16_device_checks``)."""
+    if not math.isfinite(norm) or norm < 0:
+        raise TrainingDiverged(f"training diverged: the gradient norm is not finite at step {step} (checked at each "
+                               "log interval and before each checkpoint, so no checkpoint holds it); resume from the "
+                               "last checkpoint with a lower optimizer.lr or more optimizer.warmup_steps")
 
 
 @dataclass
@@ -36,6 +50,10 @@ class StepMetrics:
         self.steps.append(step)
         self.losses.append(loss.detach().float().reshape(()))
         self.grad_norm = grad_norm
+
+    def check_last_gradient_norm(self, step: int) -> None:
+        """Before a checkpoint (a sync point anyway): the last step's gradient norm is finite."""
+        check_gradient_norm(float(self.grad_norm), step)
 
     def read(self, stop_flag: torch.Tensor) -> IntervalReading:
         """Collective over all ranks; the one host sync of a log interval."""
