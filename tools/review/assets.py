@@ -1,7 +1,8 @@
 """The review page's inline style and script (the page fetches nothing)."""
 
 CSS = """
-body { font: 14px/1.45 Helvetica, Arial, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+body { font: 14px/1.45 Helvetica, Arial, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em;
+       color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.5em; }
 table { border-collapse: collapse; margin: .5em 0; }
 th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; } td.n { text-align: right; }

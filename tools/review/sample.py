@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from tools.stage.document import Document
+from tools.stage.document import Document, Rejection
 from tools.stage.errors import InputError
 from tools.stage.reader import RecordParser, iter_records
 
@@ -135,39 +135,41 @@ def _records(index: int, stage: StageDir) -> Iterator[tuple[Group, Path, int, di
                 if kind == KEPT:
                     yield Group(index, source, KEPT), path, line, record
                 elif not isinstance(record.get("reason"), str) or not isinstance(record.get("source"), str):
-                    raise InputError(f"{path}:{line}: malformed removed record: expected \"reason\" and \"source\"")
+                    raise InputError(f"{path}:{line}: malformed record: a removed record needs "
+                                     "\"reason\" and \"source\"")
                 else:
                     yield Group(index, source, record["reason"]), path, line, record
 
 
 def _read_back(documents: list[Sampled], stages: list[StageDir]) -> None:
     """Fills in the text (and the fields and scores) of sampled removed documents from the
-    FILE:LINE their record names, reading each file once."""
+    FILE:LINE their record names, reading each file once, up to the last line wanted."""
     wanted: dict[str, dict[int, Sampled]] = defaultdict(dict)
     for doc in documents:
         if doc.group.reason != KEPT:
             file, _, line = doc.location.rpartition(":")
             wanted[file][int(line) if line.isdigit() else -1] = doc
     for file, by_line in sorted(wanted.items()):
-        try:
-            for item in iter_records(file):
-                doc = by_line.pop(item[0], None) if isinstance(item, tuple) else None
-                if doc is not None:
-                    stage = stages[doc.group.stage]
-                    _fill(doc, RecordParser(stage.text_field, stage.id_field).parse(item[1], file, item[0]))
-                if not by_line:
-                    break
-        except OSError as error:
-            note = f"text not available: {error.strerror or error}: {file}"
-            print(f"qwen-data review: warning: {note}", file=sys.stderr)
-        else:
-            note = f"text not available: {file} has no readable record there any more"
+        note = f"text not available: {file} has no such line any more; the file changed"
+        for item in iter_records(file):
+            if isinstance(item, Rejection) and item.stops_file:
+                note = f"text not available: {file}: {item.error}"
+                print(f"qwen-data review: warning: {note}", file=sys.stderr)
+                break
+            line = item.line if isinstance(item, Rejection) else item[0]
+            doc = by_line.pop(line, None)
+            if doc is not None:
+                stage = stages[doc.group.stage]
+                _fill(doc, item if isinstance(item, Rejection) else
+                      RecordParser(stage.text_field, stage.id_field).parse(item[1], file, line))
+            if not by_line:
+                break
         for doc in by_line.values():
             doc.note = note
 
 
-def _fill(doc: Sampled, read: Any) -> None:
-    if not isinstance(read, Document):
+def _fill(doc: Sampled, read: Document | Rejection) -> None:
+    if isinstance(read, Rejection):
         doc.note = f"text not available: {read.error}"
     elif read.id != doc.id:
         doc.note = f"text not available: {doc.location} now holds document {read.id!r}; the file changed"
