@@ -119,6 +119,20 @@ def test_a_moved_input_leaves_a_note_instead_of_the_text(cleaned, tmp_path):
         in (tmp_path / "page.html").read_text()
 
 
+def test_in_a_pipeline_the_source_is_the_pipeline_source_of_the_shard(cleaned, tmp_path):
+    stage = tmp_path / "run" / "clean"
+    shutil.copytree(cleaned, stage)
+    [web_shard] = [p for p in (stage / "kept").glob("web-*.jsonl")]
+    (tmp_path / "run" / ".pipeline").mkdir()
+    (tmp_path / "run" / ".pipeline" / "clean.json").write_text(json.dumps(
+        {"outputs": [{"path": str(web_shard), "source": "crawl"}]}))
+    sample = sample_stages([stage], per_group=1, seed=0)
+    assert {g.source for g in sample.counts} == {"crawl", "books"}
+    assert sum(n for g, n in sample.counts.items() if g.source == "crawl") == 19  # all of web.jsonl
+    both = sample_stages([cleaned, stage], per_group=100, seed=0)  # the same input lines removed twice
+    assert len(both.documents) == 60 and all(doc.text for doc in both.documents)
+
+
 @pytest.mark.parametrize("problem", ["not a stage output", "malformed manifest", "malformed record"])
 def test_bad_input_is_one_line_naming_the_path_and_exit_2(cleaned, tmp_path, problem):
     stage = tmp_path / "stage"

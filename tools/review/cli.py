@@ -16,7 +16,8 @@ from tools.stage.writer import write_bytes_atomic
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Write one self-contained HTML page (no network) showing a seeded sample of the documents that "
-        "stages kept and removed: up to --per-group documents of each stage, source (input file) and "
+        "stages kept and removed: up to --per-group documents of each stage, source (the pipeline's source, "
+        "else the input file) and "
         "outcome (kept, or removed for one reason), with the text (truncated, expandable), the reason, "
         "the measured value against its limit and the scores, filterable by stage, reason, source and "
         "score range in the page. A removed document's text is read back from the FILE:LINE its record "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 import re
 import sys
 from collections import Counter, defaultdict
@@ -24,14 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tools.pipeline.records import record_path
 from tools.stage.document import Document, Rejection
 from tools.stage.errors import InputError
 from tools.stage.reader import RecordParser, iter_records
 
 KEPT = "kept"  # the group "reason" of kept documents
-# A shard file is named <stem>[_partNNNN]-<8 hex digits> after its input file (runner.shard_name):
-# the source is the stem, the same for a file's kept and removed records and through a pipeline.
+# A shard file is named <stem>[_partNNNN]-<8 hex digits> after its input file (runner.shard_name),
+# the same in kept/ and removed/: outside a pipeline the source is that stem.
 _SHARD_SUFFIX = re.compile(r"(_part\d{4})?-[0-9a-f]{8}$")
+
+
+def _pipeline_sources(path: Path) -> dict[str, str]:
+    """Shard name -> pipeline source, from the record the pipeline wrote after this stage
+    (OUTPUT/.pipeline/<stage>.json, "outputs"); empty for a stage run on its own."""
+    try:
+        record = json.loads(record_path(path.parent, path.name).read_text(encoding="utf-8"))
+        return {Path(o["path"]).stem: str(o["source"]) for o in record["outputs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,10 @@ class StageDir:
     counts: dict[str, Any]
     text_field: str
     id_field: str
+    sources: dict[str, str]  # shard name -> source, in a pipeline
+
+    def source(self, shard: Path) -> str:
+        return self.sources.get(shard.stem) or _SHARD_SUFFIX.sub("", shard.stem)
 
     @classmethod
     def open(cls, path: Path) -> "StageDir":
@@ -62,7 +78,7 @@ class StageDir:
                              "\"counts\" holding \"removed_by_reason\"")
         parameters = manifest.get("parameters") if isinstance(manifest.get("parameters"), dict) else {}
         return cls(Path(path), manifest["stage"], counts, parameters.get("text_field", "text"),
-                   parameters.get("id_field", "id"))
+                   parameters.get("id_field", "id"), _pipeline_sources(Path(path)))
 
 
 @dataclass(frozen=True)
@@ -110,12 +126,15 @@ def numeric_scores(value: Any) -> dict[str, float]:
     """The numbers of a document's ``scores`` dict (what a scoring block wrote)."""
     if not isinstance(value, dict):
         return {}
-    return {str(k): v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {str(k): v for k, v in value.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def _document(stage: StageDir, group: Group, path: Path, line: int, record: dict[str, Any]) -> Sampled:
     if group.reason != KEPT:
-        return Sampled(group, str(record.get("id")), str(record["source"]), details=record.get("details") or {})
+        details = record.get("details")
+        return Sampled(group, str(record.get("id")), record["source"],
+                       details=details if isinstance(details, dict) else {"details": details})
     extra = {k: v for k, v in record.items() if k not in (stage.id_field, stage.text_field, "scores")}
     text = record.get(stage.text_field)
     return Sampled(group, str(record.get(stage.id_field)), f"{path}:{line}", fields=extra,
@@ -130,7 +149,7 @@ def _rank(seed: int, stage: StageDir, path: Path, line: int) -> int:
 def _records(index: int, stage: StageDir) -> Iterator[tuple[Group, Path, int, dict[str, Any]]]:
     for kind in (KEPT, "removed"):
         for path in sorted((stage.path / kind).glob("*.jsonl")):
-            source = _SHARD_SUFFIX.sub("", path.stem)
+            source = stage.source(path)
             for line, record in _lines(path):
                 if kind == KEPT:
                     yield Group(index, source, KEPT), path, line, record
@@ -144,11 +163,11 @@ def _records(index: int, stage: StageDir) -> Iterator[tuple[Group, Path, int, di
 def _read_back(documents: list[Sampled], stages: list[StageDir]) -> None:
     """Fills in the text (and the fields and scores) of sampled removed documents from the
     FILE:LINE their record names, reading each file once, up to the last line wanted."""
-    wanted: dict[str, dict[int, Sampled]] = defaultdict(dict)
-    for doc in documents:
+    wanted: dict[str, dict[int, list[Sampled]]] = defaultdict(lambda: defaultdict(list))
+    for doc in documents:  # two stage outputs may have removed the same input line
         if doc.group.reason != KEPT:
             file, _, line = doc.location.rpartition(":")
-            wanted[file][int(line) if line.isdigit() else -1] = doc
+            wanted[file][int(line) if line.isdigit() else -1].append(doc)
     for file, by_line in sorted(wanted.items()):
         note = f"text not available: {file} has no such line any more; the file changed"
         for item in iter_records(file):
@@ -157,14 +176,13 @@ def _read_back(documents: list[Sampled], stages: list[StageDir]) -> None:
                 print(f"qwen-data review: warning: {note}", file=sys.stderr)
                 break
             line = item.line if isinstance(item, Rejection) else item[0]
-            doc = by_line.pop(line, None)
-            if doc is not None:
+            for doc in by_line.pop(line, []):
                 stage = stages[doc.group.stage]
                 _fill(doc, item if isinstance(item, Rejection) else
                       RecordParser(stage.text_field, stage.id_field).parse(item[1], file, line))
             if not by_line:
                 break
-        for doc in by_line.values():
+        for doc in (doc for docs in by_line.values() for doc in docs):
             doc.note = note
 
 
