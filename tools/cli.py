@@ -12,6 +12,7 @@ COMMANDS = {
     "decontaminate": ("tools.decontaminate.cli", "remove 13-gram overlaps with benchmark test sets"),
     "tokenize": ("tools.tokenize.cli", "Qwen tokenizer -> megatron indexed dataset (.bin/.idx)"),
     "inspect": ("tools.tokenize.inspect", "print documents, tokens and samples of an indexed dataset"),
+    "review": ("tools.review.cli", "an HTML page of sampled kept and removed documents, for manual review"),
     "pipeline": ("tools.pipeline.cli", "run clean -> dedup -> decontaminate -> tokenize from a YAML file"),
 }
 

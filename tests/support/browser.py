@@ -16,6 +16,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,6 +39,7 @@ class PageResult:
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, failed loads
     images: list[dict] = field(default_factory=list)  # alt, decoded, width, height
     screenshot: bytes = b""
+    values: list = field(default_factory=list)  # what each of ``scripts`` evaluated to, in order
 
 
 class _DevTools:
@@ -85,8 +87,9 @@ _IMAGES = """Promise.all([...document.images].map(image => image.decode().then(
     () => ({alt: image.alt, decoded: false, width: 0, height: 0}))))"""
 
 
-def open_page(chromium: str, page: Path, user_data_dir: Path) -> PageResult:
-    """Loads ``page``, collects errors, decodes every image and takes a full-page screenshot."""
+def open_page(chromium: str, page: Path, user_data_dir: Path, scripts: Sequence[str] = ()) -> PageResult:
+    """Loads ``page``, collects errors, decodes every image, evaluates each of ``scripts`` in the
+    page (in order; a promise is awaited) and takes a full-page screenshot."""
     process = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -106,11 +109,13 @@ def open_page(chromium: str, page: Path, user_data_dir: Path) -> PageResult:
             raise RuntimeError(f"{page}: {navigation['errorText']}")
         tools.wait_for("Page.loadEventFired")
         images = tools.call("Runtime.evaluate", expression=_IMAGES, awaitPromise=True, returnByValue=True)
+        values = [tools.call("Runtime.evaluate", expression=script, awaitPromise=True, returnByValue=True)
+                  ["result"].get("value") for script in scripts]
         size = tools.call("Page.getLayoutMetrics")["cssContentSize"]
         shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                           clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
         return PageResult(errors=_errors(tools.events), images=images["result"]["value"],
-                          screenshot=base64.b64decode(shot["data"]))
+                          screenshot=base64.b64decode(shot["data"]), values=values)
     finally:
         process.terminate()
         process.wait(timeout=30)
