@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
+from foundation.tokenizer import get_tokenizer
 from tools.tokenize import cli
-from tools.tokenizer import get_tokenizer
 
 TEXTS = [
     "Hello world",
