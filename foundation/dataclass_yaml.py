@@ -71,8 +71,11 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         elif origin in (int, float):
             if isinstance(value, bool):
                 raise TypeError
-            number = float(value)
-            value = int(number) if origin is int and number.is_integer() else origin(value)
+            if not (origin is int and isinstance(value, int)):  # a big int stays exact
+                number = float(value)
+                if origin is int and not number.is_integer():
+                    raise ValueError
+                value = int(number) if origin is int else number
         elif origin is str:
             if not isinstance(value, str):
                 raise TypeError

@@ -3,9 +3,8 @@
 Two sources, so the default run shows a weighted blend: the standard library's documentation
 topics (``pydoc_data.topics``, English prose) and its Python sources (code). Each is tokenized with
 the real Qwen tokenizer and written through megatron-core's ``IndexedDatasetBuilder`` with an EOD
-token after every document. Files are written under temporary names, checked and renamed
-(``foundation.indexed_writer``), so an interrupted build is never mistaken for a finished one;
-later runs reuse them.
+token after every document. Files are written under temporary names and renamed (.bin, then .idx
+last), so an interrupted build is never mistaken for a finished one; later runs reuse them.
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
+import torch
+from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 from tqdm import tqdm
 
-from foundation.indexed_writer import building_dataset
 from foundation.tokenizer import get_tokenizer
 
 # Enough text for a few hundred tiny-model steps while keeping the first build to seconds.
@@ -45,11 +45,15 @@ DEFAULT_WEIGHTS = {"python-docs": 0.6, "python-code": 0.4}
 
 def _write_prefix(prefix: str, documents: list[str], label: str) -> None:
     tokenizer = get_tokenizer()
-    with building_dataset(prefix, np.int32, tokenizer.eod) as writer:
-        for ids in tqdm(tokenizer.encode_batch(documents), desc=f"embedded corpus: {label}", file=sys.stderr,
-                        disable=None):
-            writer.add_documents([np.asarray(ids, dtype=np.int32)])
-        writer.finish()
+    tmp_bin, tmp_idx = f"{prefix}.bin.tmp{os.getpid()}", f"{prefix}.idx.tmp{os.getpid()}"
+    builder = IndexedDatasetBuilder(tmp_bin, dtype=np.int32)
+    for ids in tqdm(tokenizer.encode_batch(documents), desc=f"embedded corpus: {label}", file=sys.stderr,
+                    disable=None):
+        builder.add_item(torch.tensor(ids + [tokenizer.eod], dtype=torch.int32))
+        builder.end_document()
+    builder.finalize(tmp_idx)
+    os.replace(tmp_bin, f"{prefix}.bin")
+    os.replace(tmp_idx, f"{prefix}.idx")
 
 
 def build_embedded_corpus(cache_dir: str) -> tuple[list[str], list[float]]:
