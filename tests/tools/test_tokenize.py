@@ -101,7 +101,7 @@ def test_rerun_skips_finished_shards_and_rewrites_identical_bytes(tokenized, cap
 
 
 def test_hugging_face_tokenizer_json_gives_uint16_tokens(tmp_path):
-    from tests.tools.test_tokenizer import write_small_hf_tokenizer
+    from tests.foundation.test_tokenizer import write_small_hf_tokenizer
 
     write_small_hf_tokenizer(tmp_path / "tokenizer.json")
     (tmp_path / "in.jsonl").write_text(json.dumps({"text": "the quick brown fox"}) + "\n")
