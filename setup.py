@@ -61,7 +61,7 @@ setup(
     version="0.1.0",
     description="Qwen (v1) pretraining on megatron-core and DeepSpeed, with fused kernels and a data CLI",
     python_requires=">=3.10",
-    packages=find_packages(include=["pretrain*", "tools*", "kernels*"]),
+    packages=find_packages(include=["foundation*", "pretrain*", "tools*", "kernels*"]),
     package_data={"kernels": ["csrc/*", "csrc/**/*"]},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require=EXTRAS,

@@ -1,7 +1,9 @@
 """Fused RMSNorm, SwiGLU and rotary kernels (C++ for CPU, CUDA for GPU), forward and backward.
 
-``kernels.functions`` has the differentiable ops, ``kernels.megatron`` the megatron-core modules
-the Qwen layer spec uses, ``kernels.build`` compiles them; see docs/kernels.md.
+``kernels.functions`` has the differentiable ops, ``kernels.lmhead`` the fused output layer and
+loss, ``kernels.build`` compiles them; see docs/kernels.md. The package imports nothing of the
+project above it: the megatron-core modules that use these ops live with the model
+(``pretrain.model.fused_modules``), the benchmark with the others (``pretrain.bench.kernels``).
 """
 
 # The compiled extension kernels._C links against torch's libraries (libc10, libtorch); importing

@@ -1,20 +1,21 @@
 """Typed run configuration: dataclasses, YAML loading, ``key.sub=value`` overrides.
 
-The YAML file mirrors :class:`RunConfig`; a key that is not a field is an error naming the file and
-the key. Overrides given on the command line are applied after the file, in order. Model sizes
-left unset are filled from ``model.preset``. Validation lives in :mod:`pretrain.validation`.
+The YAML file mirrors :class:`RunConfig` and is read by :mod:`foundation.dataclass_yaml`: a key
+that is not a field, or a value of the wrong type, is an error naming the file and the key.
+Overrides given on the command line are applied after the file, in order. Model sizes left unset
+are filled from ``model.preset``. Validation lives in :mod:`pretrain.validation`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
+from foundation.dataclass_yaml import FieldError, build_dataclass, read_yaml
 from pretrain.model.presets import PRESETS
 
 
@@ -134,65 +135,6 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _field_types(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _coerce(value: Any, annotation: Any, where: str, source: str) -> Any:
-    """Accept YAML scalars for typed fields (ints for floats, numeric strings like '3e-4')."""
-    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
-    base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation) if optional else annotation
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{source}: {where} must not be empty")
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            raise TypeError
-        if base in (int, float):
-            if isinstance(value, bool):
-                raise TypeError
-            coerced = base(float(value)) if base is int and float(value).is_integer() else base(value)
-            return coerced
-        if base is str:
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if base is list:
-            if not isinstance(value, (list, tuple)):
-                raise TypeError
-            return list(value)
-    except (TypeError, ValueError):
-        name = getattr(base, "__name__", str(base))
-        raise ConfigError(f"{source}: {where} must be {name}, got {value!r}") from None
-    return value
-
-
-def _build(cls, values: dict, prefix: str, source: str):
-    if not isinstance(values, dict):
-        raise ConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {values!r}")
-    types = _field_types(cls)
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        known = ", ".join(types)
-        raise ConfigError("\n".join(
-            f"{source}: unknown key '{prefix}{key}' (known keys under '{prefix or '.'}': {known})"
-            for key in unknown))
-    kwargs = {}
-    for name, annotation in types.items():
-        if name not in values:
-            continue
-        where = f"{prefix}{name}"
-        if dataclasses.is_dataclass(annotation):
-            kwargs[name] = _build(annotation, values[name] or {}, f"{where}.", source)
-        else:
-            kwargs[name] = _coerce(values[name], annotation, where, source)
-    return cls(**kwargs)
-
-
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
@@ -227,22 +169,14 @@ def saved_run_config(checkpoint: str | Path) -> RunConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    tree: dict = {}
-    source = str(path) if path else "<defaults>"
-    if path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
-        try:
-            tree = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    for override in overrides:
-        key, value = parse_override(override)
-        _set_dotted(tree, key, value)
-    if overrides:
-        source = f"{source} + overrides"
-    config = _build(RunConfig, tree, "", source)
+    try:
+        tree = (read_yaml(path) if path is not None else None) or {}
+        for override in overrides if isinstance(tree, dict) else ():  # else: refused as not a mapping
+            key, value = parse_override(override)
+            _set_dotted(tree, key, value)
+        source = (str(path) if path else "<defaults>") + (" + overrides" if overrides else "")
+        config = build_dataclass(RunConfig, tree, f"{source}:")
+    except FieldError as error:
+        raise ConfigError(str(error)) from None
     fill_from_preset(config.model)
     return config

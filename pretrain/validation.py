@@ -5,8 +5,8 @@ Runs before any process group exists, so a bad layout fails fast on every rank a
 
 from __future__ import annotations
 
+from foundation.indexed_check import DatasetFileError, verify_indexed_dataset
 from pretrain.config import CHECKPOINT_CONFIG_FILE, ConfigError, RunConfig, saved_run_config
-from pretrain.data.indexed_check import DatasetFileError, verify_indexed_dataset
 
 
 def _model_problems(config: RunConfig) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pretrain.cli.dispatch import run_subcommand
+from foundation.dispatch import run_subcommand
 
 COMMANDS = {
     "clean": ("tools.clean.cli", "HTML extraction, Unicode normalization, language id, quality filters"),

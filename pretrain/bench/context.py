@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import torch
 
-from pretrain.cli.dispatch import positive_int
+from foundation.dispatch import positive_int
 
 VARIANTS = {"no extension": (False, False), "dynamic NTK": (True, False), "NTK + LogN": (True, True)}
 

@@ -16,7 +16,7 @@ format (torch.distributed.checkpoint files and ``.metadata``, megatron-core's ``
 """
 
 from pretrain.checkpoint.directory import (COMPLETE_MARKER, LATEST, STAGING_PREFIX, STATE_DIR, CheckpointNotFound,
-                                           TrainState, atomic_write, resolve_checkpoint, tag_for)
+                                           TrainState, resolve_checkpoint, tag_for)
 
 __all__ = ["COMPLETE_MARKER", "LATEST", "STAGING_PREFIX", "STATE_DIR", "CheckpointNotFound", "TrainState",
-           "atomic_write", "resolve_checkpoint", "tag_for"]
+           "resolve_checkpoint", "tag_for"]

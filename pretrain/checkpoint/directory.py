@@ -15,6 +15,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from foundation.atomic_write import write_text_atomic
+
 COMPLETE_MARKER = "COMPLETE"
 LATEST = "latest"
 STAGING_PREFIX = ".staging-"
@@ -50,15 +52,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not (path / STATE_DIR).is_dir():
         raise CheckpointNotFound(f"{path}: has no sharded state {STATE_DIR}/ (saved by an older version)")
     return path
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def read_train_state(checkpoint: Path) -> TrainState:
@@ -106,15 +99,15 @@ def publish(staging: Path, state: TrainState, config_yaml: str, layout: dict, co
     """Rank 0, once every rank's files are in ``staging``: the small files, the marker, the rename,
     then ``latest``."""
     directory, tag = staging.parent, staging.name[len(STAGING_PREFIX):]
-    atomic_write(staging / TRAIN_STATE_FILE, json.dumps(asdict(state)))
-    atomic_write(staging / config_file, config_yaml)
-    atomic_write(staging / LAYOUT_FILE, json.dumps(layout))
-    atomic_write(staging / COMPLETE_MARKER, "")
+    write_text_atomic(staging / TRAIN_STATE_FILE, json.dumps(asdict(state)), durable=True)
+    write_text_atomic(staging / config_file, config_yaml, durable=True)
+    write_text_atomic(staging / LAYOUT_FILE, json.dumps(layout), durable=True)
+    write_text_atomic(staging / COMPLETE_MARKER, "", durable=True)
     final = directory / tag
     if final.exists():
         shutil.rmtree(final)
     os.replace(staging, final)
-    atomic_write(directory / LATEST, tag)
+    write_text_atomic(directory / LATEST, tag, durable=True)
     return final
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pretrain.cli.dispatch import run_subcommand
+from foundation.dispatch import run_subcommand
 
 COMMANDS = {
     "train": ("pretrain.bench.train", "training-step tokens/s vs Hugging Face Qwen2ForCausalLM"),
@@ -12,7 +12,7 @@ COMMANDS = {
     "memory": ("pretrain.bench.memory", "per-rank parameter/gradient/optimizer bytes for ZeRO 0-3"),
     "checkpoint": ("pretrain.bench.checkpoint", "sharded checkpoint save/load time, memory and disk at three layouts "
                                                 "(--baseline-code: the format before it, side by side)"),
-    "kernels": ("kernels.bench", "fused RMSNorm/SwiGLU/RoPE (and --ops lmhead: output layer + loss) vs eager PyTorch and torch.compile"),
+    "kernels": ("pretrain.bench.kernels", "fused RMSNorm/SwiGLU/RoPE (and --ops lmhead: output layer + loss) vs eager PyTorch and torch.compile"),
     "dedup": ("tools.bench.dedup", "MinHash dedup precision/recall and signature throughput"),
     "tokenize": ("tools.bench.tokenize", "end-to-end tokenization MB/s vs raw tiktoken"),
     "decontaminate": ("tools.bench.decontaminate", "13-gram decontamination MB/s per core"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from pretrain.cli.dispatch import run_subcommand
+from foundation.dispatch import run_subcommand
 from pretrain.convert import ConversionError
 
 COMMANDS = {

@@ -59,8 +59,8 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
         if not args.prompt.strip():
             raise UsageError("--prompt is empty")
         return [args.prompt]
-    from tools.stage.document import Rejection
-    from tools.stage.reader import RecordParser, read_documents
+    from foundation.records.document import Rejection
+    from foundation.records.reader import RecordParser, read_documents
 
     path = args.prompt_file
     if not Path(path).is_file():
@@ -106,11 +106,11 @@ class Request:
 def prepare(args: argparse.Namespace) -> Request:
     """Everything checked before the model is loaded, cheapest first; UsageError,
     CheckpointNotFound or ConfigError name what is wrong."""
+    from foundation.tokenizer import get_tokenizer
     from pretrain.generation.context_extension import MAX_LENGTH_FACTOR, max_total_length
     from pretrain.generation.loading import read_model_config
     from pretrain.generation.sampling import SamplingConfig
     from pretrain.parallel.distributed import world_size_from_env
-    from tools.tokenizer import get_tokenizer
 
     _check_numbers(args, SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed))
     if world_size_from_env() > 1:
@@ -174,11 +174,11 @@ def run(argv=None) -> int:
         return _fail(str(error))
     from tqdm import tqdm
 
+    from foundation.tokenizer import get_tokenizer
     from pretrain.generation.context_extension import ExtensionSettings
     from pretrain.generation.generator import GenerationConfig, Generator
     from pretrain.generation.loading import load_checkpoint_model
     from pretrain.generation.sampling import SamplingConfig
-    from tools.tokenizer import get_tokenizer
 
     try:
         loaded = load_checkpoint_model(request.checkpoint, args.dtype, request.device)

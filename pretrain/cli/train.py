@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pretrain.cli.dispatch import positive_int
+from foundation.dispatch import positive_int
+from foundation.indexed_check import DatasetFileError
 from pretrain.config import ConfigError, load_config
-from pretrain.data.indexed_check import DatasetFileError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from pretrain.checkpoint import COMPLETE_MARKER, LATEST, STATE_DIR, TrainState, atomic_write, tag_for
+from foundation.atomic_write import write_text_atomic
+from foundation.dispatch import positive_int
+from pretrain.checkpoint import COMPLETE_MARKER, LATEST, STATE_DIR, TrainState, tag_for
 from pretrain.checkpoint.tensors import write_weights
-from pretrain.cli.dispatch import positive_int
 from pretrain.config import CHECKPOINT_CONFIG_FILE, ModelConfig, RunConfig
 from pretrain.convert import ConversionError, progress
 from pretrain.convert.hf import HFModelConfig, HFWeights, read_config
@@ -125,10 +126,10 @@ def _write_checkpoint(directory: Path, weights: HFWeights, mappings: list[Tensor
             return tensor
 
         write_weights(directory / tag / STATE_DIR, shapes, convert)
-    atomic_write(directory / tag / "train_state.json", json.dumps(asdict(TrainState())))
-    atomic_write(directory / tag / CHECKPOINT_CONFIG_FILE, RunConfig(model=model).to_yaml())
-    atomic_write(directory / tag / COMPLETE_MARKER, "")
-    atomic_write(directory / LATEST, tag)
+    write_text_atomic(directory / tag / "train_state.json", json.dumps(asdict(TrainState())), durable=True)
+    write_text_atomic(directory / tag / CHECKPOINT_CONFIG_FILE, RunConfig(model=model).to_yaml(), durable=True)
+    write_text_atomic(directory / tag / COMPLETE_MARKER, "", durable=True)
+    write_text_atomic(directory / LATEST, tag, durable=True)
     return sum(math.prod(shape) for shape in shapes.values())
 
 

@@ -13,10 +13,10 @@ from typing import Any, Iterator, Sequence
 import torch
 from safetensors import SafetensorError, safe_open
 
+from foundation.tokenizer import EOD_ID
 from pretrain.config import ModelConfig
 from pretrain.convert import ConversionError
 from pretrain.convert.safetensors_stream import write_safetensors_file
-from tools.tokenizer import EOD_ID
 
 # Looked for in this order; an index names the shard files.
 WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",

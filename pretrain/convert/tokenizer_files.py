@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from foundation.tokenizer import ENDOFTEXT, PATTERN, QwenTokenizer
 from pretrain.convert import ConversionError
 from pretrain.convert.hf import write_json
-from tools.tokenizer import ENDOFTEXT, PATTERN, QwenTokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 QWEN_VOCAB_SIZE = 151_851  # 151,643 BPE ranks + 208 special tokens

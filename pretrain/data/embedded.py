@@ -20,7 +20,7 @@ import torch
 from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 from tqdm import tqdm
 
-from tools.tokenizer import get_tokenizer
+from foundation.tokenizer import get_tokenizer
 
 # Enough text for a few hundred tiny-model steps while keeping the first build to seconds.
 MAX_SOURCE_FILES = 400

@@ -19,11 +19,11 @@ import torch
 from megatron.core.inference.contexts import StaticInferenceContext
 from megatron.core.models.gpt import GPTModel
 
+from foundation.tokenizer import EOD_ID
 from pretrain.config import ModelConfig
 from pretrain.generation.context_extension import ExtensionSettings, max_total_length
 from pretrain.generation.extended_model import ContextExtension
 from pretrain.generation.sampling import Sampler, SamplingConfig
-from tools.tokenizer import EOD_ID
 
 # Qwen's special tokens follow the BPE ranks in this order: <|endoftext|>, <|im_start|>, <|im_end|>.
 IM_END_ID = EOD_ID + 2

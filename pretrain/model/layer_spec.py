@@ -27,7 +27,7 @@ from pretrain.model.norm import QwenRMSNorm
 def layer_modules(kernels: str = "auto") -> tuple[type, type, type]:
     """(norm, self-attention, MLP) classes for ``model.kernels`` (auto | fused | torch)."""
     if use_fused_kernels(kernels):
-        from kernels.megatron import FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
+        from pretrain.model.fused_modules import FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
 
         return FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
     return QwenRMSNorm, SelfAttention, MLP

@@ -7,6 +7,7 @@ import base64
 from html import escape
 from pathlib import Path
 
+from foundation.atomic_write import write_text_atomic
 from pretrain.report.sections import Chart, Section, Table
 
 CHART_DIR = "report_files"
@@ -84,19 +85,13 @@ def to_markdown(title: str, sections: list[Section]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-
-
 def write_report(directory: Path, title: str, sections: list[Section]) -> tuple[Path, Path]:
     charts = directory / CHART_DIR
     charts.mkdir(parents=True, exist_ok=True)
     for section in sections:
         for part in section.parts:
             if isinstance(part, Chart):
-                _write_atomic(charts / f"{part.name}.svg", part.svg)
-    _write_atomic(directory / "report.md", to_markdown(title, sections))
-    _write_atomic(directory / "report.html", to_html(title, sections))  # last: the demo's "done" marker
+                write_text_atomic(charts / f"{part.name}.svg", part.svg)
+    write_text_atomic(directory / "report.md", to_markdown(title, sections))
+    write_text_atomic(directory / "report.html", to_html(title, sections))  # last: the demo's "done" marker
     return directory / "report.html", directory / "report.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pretrain.report import svg
+from foundation import svg
 from pretrain.report.artefacts import Run
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from foundation.tokenizer import EOD_ID
 from pretrain.checkpoint.store import CheckpointStore
 from pretrain.config import RunConfig
 from pretrain.data.batches import MicroBatchSampler, micro_batches, prefetching_loader
@@ -22,7 +23,6 @@ from pretrain.training.metrics import (MetricsLogger, device_peak_tflops, flops_
                                       model_flops_utilization)
 from pretrain.training.signals import StopRequest
 from pretrain.training.step_metrics import IntervalReading, StepMetrics, ThroughputWindow, check_gradient_norm
-from tools.tokenizer import EOD_ID
 
 
 @dataclass

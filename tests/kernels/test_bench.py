@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from foundation.dispatch import run_subcommand
 from pretrain.cli.bench import COMMANDS
-from pretrain.cli.dispatch import run_subcommand
 
 
 @pytest.mark.usefixtures("ops")

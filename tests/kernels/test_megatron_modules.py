@@ -9,10 +9,10 @@ from megatron.core.transformer.spec_utils import build_module
 
 from kernels import reference, selection
 from kernels.build import KernelBuildError
-from kernels.megatron import FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
 from kernels.selection import use_fused_kernels
 from pretrain.config import ModelConfig, ParallelConfig, fill_from_preset
 from pretrain.model.builder import transformer_config
+from pretrain.model.fused_modules import FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP
 from pretrain.model.layer_spec import layer_modules, qwen_layer_spec
 from tests.pretrain.conftest import single_process_groups  # noqa: F401  (fixture)
 

@@ -279,8 +279,8 @@ def test_qwen_generate_bad_input_is_one_line_and_exit_2(argv, names, trained_che
 # --- qwen-bench context ------------------------------------------------------------------------
 
 def test_qwen_bench_context_prints_every_length_and_variant(trained_checkpoint, loaded, restored_environment, capsys):
+    from foundation.dispatch import run_subcommand
     from pretrain.cli.bench import COMMANDS
-    from pretrain.cli.dispatch import run_subcommand
 
     code = run_subcommand("qwen-bench", "", COMMANDS, ["context", "--checkpoint", str(trained_checkpoint),
                                                        "--multiples", "1,2", "--sequences", "2"])

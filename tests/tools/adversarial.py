@@ -1,7 +1,7 @@
 """A corpus of hostile inputs for the data tools, and an independent count of its records.
 
 Every way a file can be damaged, mislabelled or odd that a careful reader of
-``tools/stage/streams.py`` and ``reader.py`` could think of: truncated and mislabelled compressed
+``foundation/records/streams.py`` and ``reader.py`` could think of: truncated and mislabelled compressed
 files, strict-JSON violations (NaN, huge integers, floats that overflow, deep nesting), encodings
 (BOM, UTF-16, invalid UTF-8, lone surrogates), shapes (JSON arrays, non-object records, wrong text
 types), line endings, suffix spellings, files that are not inputs, and ordinary documents between

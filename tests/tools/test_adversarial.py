@@ -11,7 +11,7 @@ import pytest
 import yaml
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
-from pretrain.cli.dispatch import run_subcommand
+from foundation.dispatch import run_subcommand
 from tests.tools.adversarial import SKIPPED, expected_records, prose, write_corpus
 from tools.cli import COMMANDS
 from tools.stage.inputs import list_inputs

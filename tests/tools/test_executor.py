@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from foundation.records.split import byte_ranges
 from tests.tools.stage_jobs import JOBS, outputs, run_as_tasks, write_mixed_corpus
+from tests.tools.test_stage import DropShort
 from tools.executor.local import LocalExecutor
 from tools.executor.state import SlurmState
-from tools.stage.split import byte_ranges
-from tools.stage.stages import run_document_stage
 from tools.stage.output import StageOutput
 from tools.stage.runner import StageConfig
-from tests.tools.test_stage import DropShort
+from tools.stage.stages import run_document_stage
 
 QWEN_DATA = str(Path(sys.executable).parent / "qwen-data")
 

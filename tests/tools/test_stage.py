@@ -176,7 +176,7 @@ def test_missing_input_is_a_one_line_error_with_exit_code_2(tmp_path):
 def test_a_stop_while_shard_writers_open_or_commit_leaves_no_temporary_file(tmp_path, monkeypatch, stop_at):
     """A stop signal can arrive between one output's open() or rename and the next; none of the
     shard's temporary files may survive it (each file is deleted by name, not through a handle)."""
-    from tools.stage import writer as writer_module
+    from foundation import atomic_write as writer_module
     from tools.stage.errors import StopSignal
 
     calls = []

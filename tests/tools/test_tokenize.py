@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
+from foundation.tokenizer import get_tokenizer
 from tools.tokenize import cli
-from tools.tokenizer import get_tokenizer
 
 TEXTS = [
     "Hello world",
@@ -101,7 +101,7 @@ def test_rerun_skips_finished_shards_and_rewrites_identical_bytes(tokenized, cap
 
 
 def test_hugging_face_tokenizer_json_gives_uint16_tokens(tmp_path):
-    from tests.tools.test_tokenizer import write_small_hf_tokenizer
+    from tests.foundation.test_tokenizer import write_small_hf_tokenizer
 
     write_small_hf_tokenizer(tmp_path / "tokenizer.json")
     (tmp_path / "in.jsonl").write_text(json.dumps({"text": "the quick brown fox"}) + "\n")

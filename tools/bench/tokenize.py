@@ -30,9 +30,9 @@ from typing import Callable
 
 import torch
 
+from foundation.indexed_writer import IndexedDatasetBuilder, token_dtype
 from tools.stage.runner import StageConfig
 from tools.tokenize.cli import tokenize
-from tools.tokenize.indexed import IndexedDatasetBuilder, token_dtype
 from tools.tokenize.shard import TokenizerSpec
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from tools.stage.document import Document, Removal
+from foundation.records.document import Document, Removal
 
 SCORES_FIELD = "scores"
 

@@ -11,9 +11,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.stage.document import Rejection
-from tools.stage.reader import iter_records, json_type
-from tools.stage.streams import READ_SUFFIXES, is_read
+from foundation.records.document import Rejection
+from foundation.records.reader import iter_records, json_type
+from foundation.records.streams import READ_SUFFIXES, is_read
 
 ID_FIELDS = ("task_id", "id", "question_id", "idx")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from foundation.atomic_write import write_bytes_atomic
 from tools.decontaminate.benchmarks import BenchmarkItem
 from tools.decontaminate.ngrams import ngram_keys, normalized_words, word_ids, word_spans
-from tools.stage.writer import write_bytes_atomic
 
 
 @dataclass(frozen=True)

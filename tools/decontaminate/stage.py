@@ -23,19 +23,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from foundation.atomic_write import write_json_atomic
+from foundation.records.document import Document, Removal
+from foundation.records.reader import read_documents
 from tools.decontaminate.benchmarks import BenchmarkItem
 from tools.decontaminate.index import BenchmarkIndex, file_version, load_index
 from tools.decontaminate.removal import REMOVAL_REASONS, RemovalRules, apply_rules
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
-from tools.stage.document import Document, Removal
 from tools.stage.filter import Decider
 from tools.stage.plan import ShardWork, StageRun
-from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig, digest
 from tools.stage.settings import allowed, check_settings
 from tools.stage.stages import finish_steps, plan_step, stage_report, stage_run
-from tools.stage.writer import write_json_atomic
 
 INDEX_FILE = "benchmark_index-{digest}.pkl"  # named by the benchmark contents it was built from
 BENCHMARK_FILE = "benchmark.json"  # which index file holds the current contents

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from foundation.atomic_write import write_npy_atomic
 from tools.dedup.index import CorpusLayout
 from tools.dedup.partitions import PartitionWork, hash_bounds, partition_items, partition_number, sorted_slice
 from tools.dedup.verify import estimated_jaccard, exact_jaccard
 from tools.stage.plan import StageRun
-from tools.stage.writer import write_npy_atomic
 
 EDGE = np.dtype([("a", np.int64), ("b", np.int64), ("sim", np.float64)])
 

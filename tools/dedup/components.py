@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from foundation.atomic_write import write_npy_atomic
 from tools.dedup.buckets import EDGE, bucket_items, edges_path
 from tools.dedup.index import CorpusLayout, corpus_layout, load_array, merge_remedy
 from tools.dedup.partitions import PartitionWork, node_bounds, node_partition, partition_number, spread
 from tools.stage.plan import StageRun
-from tools.stage.writer import write_npy_atomic
 
 if TYPE_CHECKING:
     from tools.dedup.minhash import MinHashDedup

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from foundation.atomic_write import write_bytes_atomic, write_npy_atomic
 from tools.dedup.keep import KeepPolicy
 from tools.executor.markers import Markers
 from tools.stage.errors import InputError
 from tools.stage.plan import StageRun
 from tools.stage.runner import Shard, digest
-from tools.stage.writer import write_bytes_atomic, write_npy_atomic
 
 INDEX_DIR = "index"
 

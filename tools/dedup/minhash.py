@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from foundation.atomic_write import binary_file_atomic
 from tools.dedup.buckets import BucketWork
 from tools.dedup.clusters import REPORTED_CLUSTERS, ResolveWork
 from tools.dedup.components import ComponentsWork, RouteWork
@@ -38,7 +39,6 @@ from tools.executor.markers import Markers
 from tools.stage import Document, Removal, Shard
 from tools.stage.plan import StageRun
 from tools.stage.settings import allowed, check_settings
-from tools.stage.writer import binary_file_atomic
 
 VERIFICATIONS = ("exact", "signature")
 

@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from foundation.atomic_write import write_npy_atomic
+from foundation.records.document import Removal
 from tools.dedup.index import CorpusLayout, load_array
-from tools.stage.document import Removal
-from tools.stage.writer import write_npy_atomic
 
 BASE_FIELDS = [("shard", np.int64), ("line", np.int64), ("partner_shard", np.int64), ("partner_row", np.int64)]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.stage.writer import write_json_atomic
+from foundation.atomic_write import write_json_atomic
 
 
 def _canonical(value: Any) -> Any:

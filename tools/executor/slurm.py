@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from foundation.atomic_write import write_bytes_atomic
 from tools.executor.follow import follow
 from tools.executor.items import run_step
 from tools.executor.job import Job, Step
@@ -31,7 +32,6 @@ from tools.executor.options import SlurmOptions
 from tools.executor.queue import active_tasks, sbatch
 from tools.executor.state import SlurmState, array_spec
 from tools.stage.errors import InputError
-from tools.stage.writer import write_bytes_atomic
 
 SLURM_DIR = "slurm"
 JOB_FILE = "job.pkl"

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from foundation.atomic_write import write_json_atomic
 from tools.stage.errors import InputError
-from tools.stage.writer import write_json_atomic
 
 STATE_FILE = "state.json"
 FAILED_DIR = "failed"

@@ -23,14 +23,13 @@ as on the command line.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from foundation.dataclass_yaml import FieldError, build_dataclass, read_yaml
+from foundation.records.split import DEFAULT_SPLIT_BYTES
 from tools.clean.quality import QualityThresholds
 from tools.clean.stage import CleanSettings, CleanStage
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec
@@ -41,7 +40,6 @@ from tools.dedup.keep import KeepPolicy
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.stage.errors import InputError
 from tools.stage.settings import SettingError
-from tools.stage.split import DEFAULT_SPLIT_BYTES
 from tools.tokenize.shard import TokenizerSpec, dataset_name_problem
 
 FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate")
@@ -79,36 +77,12 @@ class PipelineConfig:
     split_bytes: int = DEFAULT_SPLIT_BYTES
 
 
-def _type_ok(default: Any, value: Any) -> bool:
-    """YAML scalars against a field's default; fields without a plain default are not checked."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) == isinstance(value, bool) or not isinstance(default, (int, float, str))
-    if isinstance(default, int):
-        return isinstance(value, int)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return True
-
-
 def _build(cls, options: Any, where: str, **fixed):
-    """``cls(**options)`` with a message naming the key when an option is unknown or mistyped."""
-    if options is None:
-        options = {}
-    if not isinstance(options, dict):
-        raise PipelineConfigError(f"{where}: expected a mapping of options, got {type(options).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in options.items():
-        if key not in known or key in fixed:
-            raise PipelineConfigError(f"{where}.{key}: unknown option (known: {', '.join(sorted(set(known) - set(fixed)))})")
-        default = known[key].default
-        if not _type_ok(default, value):
-            raise PipelineConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
-        if isinstance(value, list):
-            options = {**options, key: tuple(value)}
+    """``cls`` from the YAML mapping ``options`` at ``where``, refused with a message naming the key."""
     try:
-        return cls(**options, **fixed)
+        return build_dataclass(cls, options, where, fixed)
+    except FieldError as error:
+        raise PipelineConfigError(str(error)) from None
     except SettingError as error:  # the same ranges the CLI flags are checked against
         raise PipelineConfigError(f"{where}.{error.name}: must be {error.requirement}, got {error.value!r}") from None
 
@@ -176,11 +150,9 @@ def _sources(raw: Any, where: str) -> tuple[Source, ...]:
 
 def load_pipeline_config(path: str | Path, output: str | None = None, progress: bool = True) -> PipelineConfig:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as error:
-        raise PipelineConfigError(f"{path}: cannot read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise PipelineConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raw = read_yaml(path) or {}
+    except FieldError as error:
+        raise PipelineConfigError(str(error)) from None
     if not isinstance(raw, dict):
         raise PipelineConfigError(f"{path}: expected a mapping at the top level")
     unknown = set(raw) - {"output", "workers", "split_bytes", "text_field", "id_field", "sources", "stages"}

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from foundation.atomic_write import write_json_atomic
 from tools.decontaminate.stage import REPORT_FILE
 from tools.executor.job import OneItem, Step, Work
 from tools.pipeline.config import PipelineConfig
 from tools.pipeline.summary import write_summary
 from tools.stage.runner import StageConfig, digest, file_fingerprint
-from tools.stage.writer import write_json_atomic
 
 STATE_DIR = ".pipeline"
 SOURCES_RECORD = ".work/sources.json"

@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from foundation.atomic_write import write_json_atomic
+from foundation.records.split import DEFAULT_SPLIT_BYTES
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkItem, BenchmarkSpec, load_benchmarks
 from tools.decontaminate.stage import decontamination_job
 from tools.executor.job import Job, Step
@@ -27,10 +29,8 @@ from tools.pipeline.records import (SOURCES_RECORD, RecordWork, SummaryWork, ann
 from tools.stage.errors import InputError
 from tools.stage.inputs import list_inputs
 from tools.stage.runner import StageConfig, digest
-from tools.stage.split import DEFAULT_SPLIT_BYTES
 from tools.stage.stages import corpus_stage_job, document_stage_job
 from tools.stage.startup import check_output, check_text_field
-from tools.stage.writer import write_json_atomic
 from tools.tokenize.cli import tokenize_job
 
 CONFIG_RECORD = "pipeline.json"

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from foundation.atomic_write import write_bytes_atomic, write_json_atomic
 from tools.pipeline.config import PipelineConfig
-from tools.stage.writer import write_bytes_atomic, write_json_atomic
 
 SUMMARY_JSON = "pipeline_summary.json"
 SUMMARY_MARKDOWN = "pipeline_summary.md"

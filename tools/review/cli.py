@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pretrain.cli.dispatch import positive_int
+from foundation.atomic_write import write_bytes_atomic
+from foundation.dispatch import positive_int
 from tools.review.page import render
 from tools.review.sample import sample_stages
 from tools.stage.cli import run_reporting_errors
-from tools.stage.writer import write_bytes_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

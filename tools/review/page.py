@@ -11,7 +11,7 @@ from collections import Counter
 from html import escape
 from typing import Any
 
-from pretrain.report.svg import stacked_bars
+from foundation.svg import stacked_bars
 from tools.review.assets import CSS, JS
 from tools.review.sample import KEPT, ReviewSample, Sampled
 

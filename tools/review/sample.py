@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from foundation.records.document import Document, Rejection
+from foundation.records.reader import RecordParser, iter_records
 from tools.pipeline.records import record_path
-from tools.stage.document import Document, Rejection
 from tools.stage.errors import InputError
-from tools.stage.reader import RecordParser, iter_records
 
 KEPT = "kept"  # the group "reason" of kept documents
 # A shard file is named <stem>[_partNNNN]-<8 hex digits> after its input file (runner.shard_name),

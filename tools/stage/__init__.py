@@ -1,17 +1,16 @@
 """The stage framework every ``qwen-data`` tool is built on.
 
-Pieces (one file each):
+The records it reads and writes live in ``foundation.records`` (``document``: ``Document`` (id,
+text, pass-through ``fields``, ``source`` file, ``line``), ``Removal(reason, details)``,
+``Rejection(source, line, error)``; ``streams``, ``reader`` (JSON Lines, JSON arrays, Parquet;
+strict JSON; bad records become ``Rejection``), ``split`` (large JSON Lines files cut into byte
+ranges on line ends)); outputs are written through ``foundation.atomic_write``.
 
-- ``document``: ``Document`` (id, text, pass-through ``fields``, ``source`` file, ``line``),
-  ``Removal(reason, details)``, ``Rejection(source, line, error)``.
-- ``streams``: which suffixes are read; a file as numbered lines, decompressed with checks that
-  notice truncated or mislabelled data.
+Pieces here (one file each):
+
 - ``inputs``: ``expand_inputs`` (files, directories, globs; unknown suffixes refused or skipped).
-- ``reader``: ``read_documents`` (JSON Lines, JSON arrays, Parquet; strict JSON; bad records and
-  unreadable rests of files become ``Rejection``; repeated ids are flagged).
 - ``runner``: ``StageConfig`` (the shared options), ``Shard`` (one input file or a byte range of
   one, named after its identity, with the fingerprint its completion markers check).
-- ``split``: large JSON Lines files cut into byte ranges on line ends.
 - ``startup``: the checks before a run (output directory, inputs, text field), the claim on the
   output directory, and removal of stale files.
 - ``plan``: ``StageRun`` (one stage's run over one output directory) and its plan step, which
@@ -83,10 +82,10 @@ stderr and exit code 2; bad records never stop a run. SIGINT/SIGTERM stop the wo
 run with one line and exit code 130/143.
 """
 
-from tools.stage.document import Document, Rejection, Removal
+from foundation.records.document import Document, Rejection, Removal
+from foundation.records.reader import RecordParser, read_documents
 from tools.stage.errors import InputError
 from tools.stage.inputs import expand_inputs
-from tools.stage.reader import RecordParser, read_documents
 from tools.stage.runner import Shard, StageConfig
 
 _STAGES = ("CorpusStage", "DocumentStage", "run_corpus_stage", "run_document_stage")

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from foundation.records.split import DEFAULT_SPLIT_BYTES
 from tools.executor.options import ExecutorConfig, add_executor_arguments, executor_config
 from tools.stage.errors import InputError, StopSignal
 from tools.stage.runner import StageConfig
 from tools.stage.signals import stop_on_signals
-from tools.stage.split import DEFAULT_SPLIT_BYTES
 
 STAGE_OUTPUTS = "kept/, removed/, rejected/, manifest.json"
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from tools.stage.document import Document, Rejection, Removal
-from tools.stage.reader import read_documents
+from foundation.atomic_write import UnwritableRecord, atomic_jsonl_writers
+from foundation.records.document import Document, Rejection, Removal
+from foundation.records.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.writer import UnwritableRecord, atomic_jsonl_writers
 
 Decider = Callable[[Document], "Removal | None"]
 

@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from foundation.records.streams import READ_SUFFIXES, is_read
 from tools.stage.errors import InputError
-from tools.stage.streams import READ_SUFFIXES, is_read
 
 _SUFFIX_LIST = ", ".join(READ_SUFFIXES)
 

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-from tools.stage.writer import write_json_atomic
+from foundation.atomic_write import write_json_atomic
 
 BASE_LIBRARIES = ("qwen-pretrain", "numpy", "tqdm", "zstandard", "pyarrow")
 # unreadable_files: files whose rest could not be read (each also one of the rejected records).

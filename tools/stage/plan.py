@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from foundation.atomic_write import write_json_atomic
+from foundation.records.split import byte_ranges
 from tools.executor.job import OneItem
 from tools.stage.inputs import InputListing, list_inputs
 from tools.stage.runner import Shard, StageConfig, file_fingerprint
-from tools.stage.split import byte_ranges
 from tools.stage.startup import MARKERS_DIR, check_output, check_text_field, claim_output, remove_stale
-from tools.stage.writer import write_json_atomic
 
 WORK_DIR = ".work"
 PLAN_FILE = "plan.json"

@@ -15,7 +15,7 @@ import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-from tools.stage import progress as progress_counter
+from foundation.records import progress as progress_counter
 from tools.stage.errors import StopSignal
 from tools.stage.signals import STOP_SIGNALS, prepare_worker, raise_if_stopped
 

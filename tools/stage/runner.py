@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from foundation.records.reader import RecordParser
+from foundation.records.split import DEFAULT_SPLIT_BYTES, ByteRange
+from foundation.records.streams import READ_SUFFIXES
 from tools.stage.inputs import normalized
-from tools.stage.reader import RecordParser
-from tools.stage.split import DEFAULT_SPLIT_BYTES, ByteRange
-from tools.stage.streams import READ_SUFFIXES
 
 _IDENTITY_SUFFIX = re.compile(r"-[0-9a-f]{8}$")  # the hash an earlier stage appended to a name
 _STEM_CHARS = 80

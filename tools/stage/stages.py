@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Protocol
 
+from foundation.records.document import Document, Removal
+from foundation.records.reader import read_documents
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
-from tools.stage.document import Document, Removal
 from tools.stage.errors import InputError
 from tools.stage.filter import Decider, DeciderSource, FilterTask
 from tools.stage.manifest import format_summary, total_counts, write_manifest
 from tools.stage.plan import PlanWork, ShardWork, StageRun
-from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig, digest
 
 

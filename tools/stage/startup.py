@@ -12,11 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tools.stage.document import Rejection
+from foundation.atomic_write import write_json_atomic
+from foundation.records.document import Rejection
+from foundation.records.reader import iter_records
 from tools.stage.errors import InputError
-from tools.stage.reader import iter_records
 from tools.stage.runner import Shard
-from tools.stage.writer import write_json_atomic
 
 TEXT_FIELD_SAMPLE = 100  # records looked at for --text-field
 TEXT_FIELD_FILES = 8  # files looked at for them, at most

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from foundation.tokenizer import ENDOFTEXT
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.local import LocalExecutor
 from tools.executor.markers import Markers
@@ -27,7 +28,6 @@ from tools.stage.plan import ShardWork, StageRun
 from tools.stage.runner import StageConfig
 from tools.stage.stages import plan_step, read_manifest, stage_report, stage_run
 from tools.tokenize.shard import TokenizerSpec, TokenizeTask, dataset_name_problem, shard_prefix
-from tools.tokenizer import ENDOFTEXT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +119,7 @@ def tokenize(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -
 
 def _merge(config: StageConfig, shards, results: list[dict[str, Any]], prefix: str, loaded) -> dict[str, Any]:
     """Merge the shards that hold documents, in input order, and check the merged counts."""
-    from tools.tokenize.indexed import merge_datasets, token_dtype  # megatron-core: only where datasets are built
+    from foundation.indexed_writer import merge_datasets, token_dtype  # megatron-core: only where datasets are built
 
     holding = [shard for shard, result in zip(shards, results) if result["kept"]]
     summary = merge_datasets([shard_prefix(config.output, shard) for shard in holding], prefix,

@@ -1,6 +1,6 @@
 """``qwen-data inspect PREFIX``: counts, dtype and decoded sample documents of an indexed dataset.
 
-The pair is checked first (``pretrain.data.indexed_check``), so a truncated ``.bin`` or a
+The pair is checked first (``foundation.indexed_check``), so a truncated ``.bin`` or a
 mismatched ``.idx`` ends in one line on stderr naming the file, and exit status 1.
 """
 
@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 
+from foundation.indexed_writer import DatasetFileError, IndexedDataset, verify_indexed_dataset
+from foundation.tokenizer import ENDOFTEXT
 from tools.stage.errors import InputError
-from tools.tokenize.indexed import DatasetFileError, IndexedDataset, verify_indexed_dataset
 from tools.tokenize.shard import TokenizerSpec
-from tools.tokenizer import ENDOFTEXT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

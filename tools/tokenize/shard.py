@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.stage.document import Document, Rejection, Removal
+from foundation.atomic_write import atomic_jsonl_writers
+from foundation.records.document import Document, Rejection, Removal
+from foundation.records.reader import read_documents
+from foundation.tokenizer import ENDOFTEXT, load_tokenizer
 from tools.stage.errors import InputError
 from tools.stage.filter import duplicate_id_removal, rejected_record, removed_record, shard_counts
-from tools.stage.reader import read_documents
 from tools.stage.runner import Shard, StageConfig
-from tools.stage.writer import atomic_jsonl_writers
-from tools.tokenizer import ENDOFTEXT, load_tokenizer
 
 BATCH_BYTES = 1 << 20
 SHARDS_DIR = ".work/shards"
@@ -63,7 +63,7 @@ class TokenizeTask:
     config: StageConfig
 
     def __call__(self, shard: Shard) -> dict[str, Any]:
-        from tools.tokenize.indexed import building_dataset, token_dtype  # megatron-core: only in the workers
+        from foundation.indexed_writer import building_dataset, token_dtype  # megatron-core: only in the workers
 
         tokenizer = self.tokenizer.load()
         out = Path(self.config.output)

@@ -100,9 +100,18 @@ def binary_file_atomic(path: Path) -> Iterator[BinaryIO]:
         yield handle
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with _replacing(path) as tmp:
-        tmp.write_bytes(data)
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+    """``durable``: flushed to the disk before the rename, so a power loss leaves the old file or
+    the new one (checkpoints need this; data outputs are rerun instead)."""
+    with _replacing(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_text_atomic(path: Path, text: str, durable: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

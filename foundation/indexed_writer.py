@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     from megatron.core.datasets.indexed_dataset import DType, IndexedDataset, IndexedDatasetBuilder
 
-    from pretrain.data.indexed_check import DatasetFileError, IndexedDatasetSummary, verify_indexed_dataset
+    from foundation.indexed_check import DatasetFileError, IndexedDatasetSummary, verify_indexed_dataset
 
 
 def token_dtype(vocab_size: int) -> type[np.number]:

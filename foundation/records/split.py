@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tools.stage.streams import BOM, JSON_SUFFIXES
+from foundation.records.streams import BOM, JSON_SUFFIXES
 
 SCAN_BYTES = 16 << 20  # read per step while looking for line ends
 DEFAULT_SPLIT_BYTES = 1 << 30

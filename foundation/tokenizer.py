@@ -1,4 +1,4 @@
-"""Tokenizers for the data tools: Qwen (v1) by default, any Hugging Face ``tokenizer.json`` on request.
+"""Tokenizers for the data tools and training: Qwen (v1) by default, any Hugging Face ``tokenizer.json`` on request.
 
 The Qwen tokenizer is tiktoken BPE over ``qwen.tiktoken`` with Qwen's special tokens. The
 vocabulary file is found offline: ``--tokenizer-file`` when given, else the copy the ``dashscope``

@@ -1,6 +1,6 @@
 """``qwen-bench kernels``: fused RMSNorm, SwiGLU and RoPE against eager PyTorch, torch.compile
 and the alternatives installed (PyTorch's ``F.rms_norm``; on GPU Liger, apex, Transformer Engine);
-``--ops lmhead`` adds the fused output layer + cross-entropy (kernels/bench_lmhead.py).
+``--ops lmhead`` adds the fused output layer + cross-entropy (pretrain/bench/kernels_lmhead.py).
 
 Each op runs forward, and forward+backward, at Qwen-7B shapes by default (2048 tokens, hidden 4096,
 ffn 11008, 32 heads of 128). The implementations take turns on every repetition so that load from
@@ -24,9 +24,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from foundation.dispatch import positive_int
 from kernels import reference
 from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
-from pretrain.cli.dispatch import positive_int
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 # What FusedSwiGLUMLP runs: d(fc1) written over fc1, saving an fc1-sized allocation.
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     if cases:
         table_of_cases(args, cases, device, dtype)
     if "lmhead" in wanted:
-        from kernels.bench_lmhead import lmhead_comparison
+        from pretrain.bench.kernels_lmhead import lmhead_comparison
 
         lmhead_comparison(args, device, dtype)
     if args.model_preset != "none":

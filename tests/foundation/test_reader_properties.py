@@ -14,8 +14,8 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.stage.document import Document, Rejection
-from tools.stage.reader import RecordParser, read_documents
+from foundation.records.document import Document, Rejection
+from foundation.records.reader import RecordParser, read_documents
 
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)

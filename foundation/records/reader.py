@@ -20,10 +20,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from tools.stage import progress
-from tools.stage.document import Document, Rejection
-from tools.stage.split import ByteRange
-from tools.stage.streams import UnreadableData, is_parquet, numbered_lines
+from foundation.records import progress
+from foundation.records.document import Document, Rejection
+from foundation.records.split import ByteRange
+from foundation.records.streams import UnreadableData, is_parquet, numbered_lines
 
 PARQUET_BATCH_ROWS = 1024
 JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import regex
 
-from tools.tokenizer import HuggingFaceTokenizer, get_tokenizer, load_tokenizer
+from foundation.tokenizer import HuggingFaceTokenizer, get_tokenizer, load_tokenizer
 
 QWEN_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
                 r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
