@@ -8,6 +8,7 @@ tasks. A block that needs a model loads it lazily, once per process, on first us
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol, Sequence
 
 from tools.stage.document import Document, Removal
@@ -39,3 +40,14 @@ def record_score(doc: Document, name: str, value: float) -> None:
 def decide_each(block: Block, docs: Sequence[Document]) -> list[Removal | None]:
     """The default ``decide_batch``: one document at a time."""
     return [block.decide(doc) for doc in docs]
+
+
+class OneAtATime:
+    """Base of a block that is a frozen dataclass of its settings and decides one document at a
+    time: its settings are its params, and ``decide_batch`` is ``decide_each``."""
+
+    def params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def decide_batch(self, docs: Sequence[Document]) -> list[Removal | None]:
+        return decide_each(self, docs)

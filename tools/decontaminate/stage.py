@@ -172,9 +172,9 @@ class Decontaminate:
     def decider(self, shard: Shard) -> Decider:
         listed = self._listed(shard)
         index_path = _benchmark(self.stage_run)[0]
-        return functools.partial(self.process, listed, index_path)
+        return lambda docs: [self.decide(listed, index_path, doc) for doc in docs]
 
-    def process(self, listed: dict[str, list[int]], index_path: str, doc: Document) -> Removal | None:
+    def decide(self, listed: dict[str, list[int]], index_path: str, doc: Document) -> Removal | None:
         keys = listed.get(str(doc.line))
         if not keys:
             return None

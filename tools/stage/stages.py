@@ -1,7 +1,7 @@
 """The two kinds of stage, and the jobs (lists of steps, ``tools.executor``) that run them.
 
-A ``DocumentStage`` decides about each document on its own (clean): plan, write (per shard),
-finish. A ``CorpusStage`` needs the whole corpus (dedup): plan, index (per shard), the stage's own
+A ``DocumentStage`` decides about each document on its own (clean, a list of blocks: see
+``tools.blocks``), in batches: plan, write (per shard), finish. A ``CorpusStage`` needs the whole corpus (dedup): plan, index (per shard), the stage's own
 merge steps (per hash partition: no step holds the whole corpus), write (per shard, from the
 merge's decisions), finish. The finish step sums the per-shard counts into ``manifest.json`` and
 prints the summary. Any executor runs these jobs: this machine's process pool or SLURM arrays.
@@ -14,13 +14,13 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Protocol
+from typing import Any, Callable, ClassVar, Iterator, Protocol, Sequence
 
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
 from tools.stage.document import Document, Removal
 from tools.stage.errors import InputError
-from tools.stage.filter import Decider, DeciderSource, FilterTask
+from tools.stage.filter import Decider, DeciderSource, FilterTask, KeptJsonl, KeptOutput
 from tools.stage.manifest import format_summary, total_counts, write_manifest
 from tools.stage.plan import PlanWork, ShardWork, StageRun
 from tools.stage.reader import read_documents
@@ -35,8 +35,9 @@ class DocumentStage(Protocol):
 
     def params(self) -> dict[str, Any]: ...
 
-    def process(self, doc: Document) -> Removal | None:
-        """Return a Removal to drop ``doc``, or None to keep it (``doc.text`` may be rewritten)."""
+    def decide_batch(self, docs: Sequence[Document]) -> list[Removal | None]:
+        """For each document in order, a Removal to drop it, or None to keep it (``doc.text`` may be
+        rewritten, fields added)."""
 
 
 class CorpusStage(Protocol):
@@ -69,13 +70,14 @@ class WriteWork(ShardWork):
     """The write phase: kept/, removed/, rejected/ per shard, by the decisions of ``decisions``."""
 
     decisions: DeciderSource | None = None
+    kept_output: KeptOutput = KeptJsonl()
 
     def key(self, item: str) -> dict[str, Any]:
         shard = self.shard(item)
         return {"fingerprint": shard.fingerprint(), "depends": self.decisions.depends(shard)}
 
     def run(self, item: str) -> dict[str, Any]:
-        return FilterTask(self.decisions, self.stage_run.config)(self.shard(item))
+        return FilterTask(self.decisions, self.stage_run.config, self.kept_output)(self.shard(item))
 
 
 def _phase(markers: Markers, since: float) -> dict[str, Any]:
@@ -166,7 +168,7 @@ class _DocumentDecisions:
         return ""
 
     def decider(self, shard: Shard) -> Decider:
-        return self.stage.process
+        return self.stage.decide_batch
 
 
 def stage_run(stage: DocumentStage | CorpusStage, config: StageConfig, partitions: int = 1) -> StageRun:
@@ -175,7 +177,7 @@ def stage_run(stage: DocumentStage | CorpusStage, config: StageConfig, partition
 
 def document_stage_job(stage: DocumentStage, config: StageConfig, decisions: DeciderSource | None = None,
                        middle: Callable[[StageRun], list[Step]] | None = None) -> Job:
-    """``decisions``: instead of ``stage.process`` alone (decontaminate's depend on a scan);
+    """``decisions``: instead of ``stage.decide_batch`` alone (decontaminate's depend on a scan);
     ``middle``: steps between plan and write."""
     run = stage_run(stage, config)
     steps = middle(run) if middle else []
@@ -229,7 +231,7 @@ class _CorpusDecisions:
 
     def decider(self, shard: Shard) -> Decider:
         removals = self.stage.shard_removals(self.stage_run, shard)
-        return lambda doc: removals.get(doc.line)
+        return lambda docs: [removals.get(doc.line) for doc in docs]
 
 
 def corpus_stage_job(stage: CorpusStage, config: StageConfig, partitions: int) -> Job:
