@@ -48,6 +48,8 @@ from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.stage.errors import InputError
 from tools.stage.settings import SettingError
 from tools.stage.split import DEFAULT_SPLIT_BYTES
+from tools.stage.stages import PipelineStage
+from tools.tokenize.cli import TokenizeStage
 from tools.tokenize.shard import TokenizerSpec, dataset_name_problem
 
 FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate", "filter")
@@ -65,18 +67,12 @@ class Source:
 
 
 @dataclass(frozen=True)
-class TokenizeSettings:
-    dataset_name: str = "text_document"
-    tokenizer: TokenizerSpec = TokenizerSpec()
-
-
-@dataclass(frozen=True)
 class PipelineConfig:
     path: str
     output: Path
     sources: tuple[Source, ...]
-    stages: dict[str, Any]  # stage name -> its settings object, in run order
-    tokenize: TokenizeSettings
+    stages: dict[str, PipelineStage]  # stage name -> the stage, in run order
+    tokenize: TokenizeStage  # run once per source
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     text_field: str = "text"
     id_field: str = "id"
@@ -256,7 +252,7 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
     problem = dataset_name_problem(dataset_name)
     if problem:
         raise PipelineConfigError(f"{path}: stages.tokenize.dataset_name: {problem}")
-    tokenize = TokenizeSettings(dataset_name, _build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"))
+    tokenize = TokenizeStage(_build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"), dataset_name)
     destination = output or raw.get("output")
     if not destination:
         raise PipelineConfigError(f"{path}: output: required (or pass --output)")

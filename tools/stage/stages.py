@@ -65,6 +65,29 @@ class CorpusStage(Protocol):
         """Manifest extras, from the merge's outputs."""
 
 
+class PipelineStage(Protocol):
+    """What the pipeline runs: any stage that makes its own job."""
+
+    name: str
+
+    def job(self, config: StageConfig, partitions: int) -> Job:
+        """The stage's steps over ``config`` (``partitions``: of a whole-corpus merge)."""
+
+    def depends(self) -> str | None:
+        """A digest of what the outputs depend on beyond the inputs and params (decontaminate:
+        the benchmark contents), or None."""
+
+
+class CorpusJob:
+    """Base of a ``CorpusStage`` dataclass: its job for the pipeline."""
+
+    def job(self, config: StageConfig, partitions: int) -> Job:
+        return corpus_stage_job(self, config, partitions)
+
+    def depends(self) -> str | None:
+        return None
+
+
 @dataclass(frozen=True)
 class WriteWork(ShardWork):
     """The write phase: kept/, removed/, rejected/ per shard, by the decisions of ``decisions``."""
@@ -146,10 +169,15 @@ def plan_step(run: StageRun) -> Step:
     return Step(f"{run.stage}.plan", f"{run.stage} plan", PlanWork(run), run.step_markers("plan"), single=True)
 
 
+def write_step(run: StageRun, decisions: DeciderSource, kept_output: KeptOutput = KeptJsonl()) -> Step:
+    """The write phase, per shard: kept (to ``kept_output``), removed/, rejected/."""
+    return Step(f"{run.stage}.write", run.stage, WriteWork(run, decisions, kept_output), run.shard_markers("write"))
+
+
 def finish_steps(run: StageRun, decisions: DeciderSource, earlier: list[Step],
                  extras: Callable[[StageRun], dict[str, Any]] | None = None) -> list[Step]:
     """The write and finish steps that end every stage."""
-    write = Step(f"{run.stage}.write", run.stage, WriteWork(run, decisions), run.shard_markers("write"))
+    write = write_step(run, decisions)
     phases = tuple((step.description, str(step.markers)) for step in [*earlier, write])
     finish = Step(f"{run.stage}.finish", f"{run.stage} finish",
                   FinishWork(run, write.markers, phases, extras), run.step_markers("finish"), single=True)
@@ -157,7 +185,7 @@ def finish_steps(run: StageRun, decisions: DeciderSource, earlier: list[Step],
 
 
 @dataclass(frozen=True)
-class _DocumentDecisions:
+class DocumentDecisions:
     stage: DocumentStage
 
     @property
@@ -182,7 +210,7 @@ def document_stage_job(stage: DocumentStage, config: StageConfig, decisions: Dec
     run = stage_run(stage, config)
     steps = middle(run) if middle else []
     return Job(f"qwen-data {stage.name}", run.output, (plan_step(run),),
-               (*steps, *finish_steps(run, decisions or _DocumentDecisions(stage), steps)),
+               (*steps, *finish_steps(run, decisions or DocumentDecisions(stage), steps)),
                functools.partial(stage_report, run.output))
 
 
