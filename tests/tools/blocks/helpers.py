@@ -26,6 +26,7 @@ def document(text: str, **fields) -> Document:
 def run_blocks(blocks, records: list[dict], tmp_path: Path, name: str = "filter") -> StageOutput:
     """The blocks as one stage over ``records`` (one worker); every record is accounted for."""
     path = tmp_path / "in.jsonl"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     run_document_stage(BlockStage(name, tuple(blocks)),
                        StageConfig((str(path),), tmp_path / "out", workers=1, progress=False))
