@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language-field", default=language.language_field,
                         help="field that receives the detected language in kept documents (default language)")
     parser.add_argument("--no-quality-filters", action="store_true", help="skip every quality rule")
-    rules = parser.add_argument_group("quality rules (each removal is labelled with the rule's name)")
+    rules = parser.add_argument_group(
+        "quality rules", "the blocks gopher_quality, c4, fineweb, gopher_repetition, in this order; the first rule "
+                         "that fails labels the removal with its name, the measured value and the limit")
     for item in quality_fields():
         if isinstance(item.default, bool):
             rules.add_argument(_flag("no_" + item.name), dest=item.name, action="store_false",

@@ -24,6 +24,7 @@ from tools.stage import StageConfig, run_document_stage
 from tools.stage.output import StageOutput
 
 CUSTOM = "tests.tools.blocks.custom:LengthScore"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "data"
 
 
 def config_file(tmp_path: Path, stages: dict) -> Path:
@@ -43,10 +44,11 @@ def test_a_list_of_blocks_with_settings_becomes_the_stage_in_that_order(tmp_path
                             LengthScore(min_chars=10))
 
 
-def test_the_clean_options_make_the_same_blocks_as_the_command_line():
-    config = load_pipeline_config(Path(__file__).resolve().parents[3] / "examples" / "data" / "pipeline.yaml")
+def test_the_clean_options_and_the_example_block_list_make_the_blocks_of_the_command_line():
     settings = CleanSettings(language=Language(languages=("en",)), quality=default_quality())
-    assert config.stages["clean"] == clean_stage(settings)
+    for example in ("pipeline.yaml", "pipeline-blocks.yaml"):
+        config = load_pipeline_config(EXAMPLES / example)
+        assert config.stages["clean"] == clean_stage(settings)
     assert [block.name for block in config.stages["clean"].blocks] == [
         "text", "language", "gopher_quality", "c4", "fineweb", "gopher_repetition"]
 
