@@ -10,6 +10,7 @@ from typing import ClassVar
 from tools.blocks.base import OneAtATime
 from tools.clean.language import identify
 from tools.stage.document import Document, Removal
+from tools.stage.errors import InputError
 from tools.stage.settings import allowed, check_settings
 
 
@@ -24,6 +25,8 @@ class Language(OneAtATime):
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if isinstance(self.languages, str) or not all(isinstance(code, str) for code in self.languages):
+            raise InputError(f"languages must be a list of ISO 639-1 codes, e.g. [en, zh], got {self.languages!r}")
 
     def decide(self, doc: Document) -> Removal | None:
         language, score = identify(doc.text)

@@ -151,8 +151,8 @@ def _clean(options: Any, where: str) -> BlockStage:
     filters = options.pop("quality_filters", True)
     if not isinstance(quality, dict) or not isinstance(filters, bool):
         raise PipelineConfigError(f"{where}: quality must be a mapping of rule thresholds, quality_filters true/false")
-    language = _build(Language, {key: options.pop(key) for key in ("languages", "min_language_score",
-                                                                      "language_field") if key in options}, where)
+    language_keys = {item.name for item in dataclasses.fields(Language)}
+    language = _build(Language, {key: options.pop(key) for key in list(options) if key in language_keys}, where)
     text = _build(Text, options, where)
     try:
         owned = quality_options(quality)

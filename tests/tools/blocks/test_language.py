@@ -4,8 +4,11 @@ writes the language and its probability into kept documents."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tools.blocks.helpers import CHINESE, ENGLISH, document
 from tools.blocks.language import Language
+from tools.stage.errors import InputError
 
 GERMAN = "Der schnelle braune Fuchs springt über den faulen Hund und läuft dann in den Wald zurück. " * 4
 
@@ -33,3 +36,8 @@ def test_the_field_name_is_a_setting():
     doc = document(ENGLISH)
     Language(language_field="lang").decide(doc)
     assert doc.fields == {"lang": "en", "lang_score": 1.0}
+
+
+def test_languages_must_be_a_list_of_codes():
+    with pytest.raises(InputError, match="languages must be a list of ISO 639-1 codes"):
+        Language(languages="en")

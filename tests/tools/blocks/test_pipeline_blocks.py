@@ -105,3 +105,29 @@ def test_the_command_says_what_is_wrong_in_one_line_and_exits_2(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"qwen-data pipeline: error: {path}: stages.clean.blocks[0].block: block 'mypkg.filters:MyBlock': "
         "cannot import mypkg.filters (No module named 'mypkg')"]
+
+
+def test_the_pipeline_runs_a_user_block_and_a_filter_stage_before_tokenize(tmp_path):
+    import subprocess
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": str(n), "text": ENGLISH[:40 * n]}) + "\n" for n in range(1, 6)))
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({
+        "output": str(tmp_path / "run"), "workers": 2, "sources": [{"name": "prose", "inputs": [str(source)]}],
+        "stages": {"clean": {"blocks": [{"block": CUSTOM, "min_chars": 50}]},
+                   "filter": {"blocks": [{"block": "score_threshold", "score": "length", "max": 150}]},
+                   "tokenize": {}}}))
+    done = subprocess.run([str(Path(sys.executable).parent / "qwen-data"), "pipeline", "--config", str(path),
+                           "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    stages = json.loads((tmp_path / "run" / "pipeline_summary.json").read_text())["stages"]
+    counts = {stage["stage"]: stage["counts"] for stage in stages}
+    assert (counts["clean"]["kept"], counts["clean"]["removed_by_reason"]) == (4, {"too_short": 1})
+    assert (counts["filter"]["in"], counts["filter"]["kept"]) == (4, 2)  # lengths 80, 120 kept; 160, 200 not
+    assert counts["filter"]["removed_by_reason"] == {"score_above_max": 2}
+    assert counts["tokenize"]["in"] == counts["tokenize"]["kept"] == 2
+    for stage_counts in counts.values():
+        assert stage_counts["in"] == stage_counts["kept"] + stage_counts["removed"] + stage_counts["rejected"]
+    kept = StageOutput.load(tmp_path / "run" / "filter")
+    assert [(r["id"], r["scores"]) for r in kept.kept] == [("2", {"length": 80}), ("3", {"length": 120})]
