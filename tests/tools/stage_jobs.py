@@ -70,7 +70,7 @@ def pipeline_yaml(root: Path, workers: int) -> Path:
 
 JOBS: dict[str, Callable[[Path, Path, int, int], Job]] = {
     "clean": lambda root, out, workers, tasks: document_stage_job(
-        clean_stage(CleanSettings()), _config(root, out, workers)),
+        clean_stage(CleanSettings(quality=())), _config(root, out, workers)),
     "dedup-exact": lambda root, out, workers, tasks: corpus_stage_job(ExactDedup(), _config(root, out, workers), tasks),
     "dedup-minhash": lambda root, out, workers, tasks: corpus_stage_job(MinHashDedup(), _config(root, out, workers),
                                                                         tasks),

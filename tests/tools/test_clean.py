@@ -10,7 +10,7 @@ from pathlib import Path
 import pydoc_data.topics
 
 from tools.blocks.language import Language
-from tools.clean.stage import CleanSettings, clean_stage, default_quality
+from tools.clean.stage import CleanSettings, clean_stage
 from tools.clean.text import normalize
 from tools.stage import StageConfig, run_document_stage
 from tools.stage.output import StageOutput
@@ -25,8 +25,7 @@ HTML = ("<html><head><title>t</title><script>var tracking = 1;</script></head><b
         "<footer>Copyright footer text</footer></body></html>")
 
 
-def clean(records: list[dict], tmp_path: Path,
-          settings: CleanSettings = CleanSettings(quality=default_quality())) -> StageOutput:
+def clean(records: list[dict], tmp_path: Path, settings: CleanSettings = CleanSettings()) -> StageOutput:
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     run_document_stage(clean_stage(settings), StageConfig((str(path),), tmp_path / "out", workers=1, progress=False))
@@ -53,7 +52,7 @@ def test_unicode_is_normalized_and_control_characters_dropped():
 def test_languages_outside_the_allowed_list_are_removed_with_the_detected_language(tmp_path):
     german = "Der schnelle braune Fuchs springt über den faulen Hund und läuft dann in den Wald zurück. " * 8
     result = clean([{"id": "en", "text": ENGLISH}, {"id": "de", "text": german}, {"id": "zh", "text": CHINESE}],
-                   tmp_path, CleanSettings(language=Language(languages=("en", "zh")), quality=default_quality()))
+                   tmp_path, CleanSettings(language=Language(languages=("en", "zh"))))
     assert sorted(r["id"] for r in result.kept) == ["en", "zh"]
     removal = result.removed_by_id()["de"]
     assert removal["reason"] == "language" and removal["details"]["language"] == "de"

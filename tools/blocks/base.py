@@ -3,7 +3,10 @@ the measured value and the limit (in the manner of datatrove's filters). A stage
 of blocks; the first block that drops a document decides its removal.
 
 Blocks are frozen dataclasses of their settings: they are pickled into worker processes and SLURM
-tasks. A block that needs a model loads it lazily, once per process, on first use.
+tasks. A block that needs a model loads it lazily, once per process, on first use. ``name`` and
+``libraries`` are class variables (``ClassVar``), so the dataclass fields are exactly the settings
+the pipeline YAML accepts; ``tools.blocks.registry`` maps names to classes, and
+``tools.blocks.stage.BlockStage`` runs a list of blocks as a stage.
 """
 
 from __future__ import annotations

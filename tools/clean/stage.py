@@ -37,15 +37,16 @@ def quality_options(quality: dict[str, Any]) -> list[tuple[type, dict[str, Any]]
     return [(block, {k: v for k, v in quality.items() if owned[k] is block}) for block in QUALITY_BLOCKS]
 
 
+def default_quality(language_field: str = "language") -> tuple[Block, ...]:
+    return tuple(block(language_field=language_field) for block in QUALITY_BLOCKS)
+
+
 @dataclass(frozen=True)
 class CleanSettings:
     text: Text = field(default_factory=Text)
     language: Language = field(default_factory=Language)
-    quality: tuple[Block, ...] = ()  # the rule blocks, in order; empty: no quality filters
-
-
-def default_quality(language_field: str = "language") -> tuple[Block, ...]:
-    return tuple(block(language_field=language_field) for block in QUALITY_BLOCKS)
+    # the rule blocks, in order (reading the language from language.language_field); (): no quality filters
+    quality: tuple[Block, ...] = field(default_factory=default_quality)
 
 
 def clean_stage(settings: CleanSettings) -> BlockStage:

@@ -18,7 +18,7 @@ from tools.blocks.gopher_quality import GopherQuality
 from tools.blocks.language import Language
 from tools.blocks.score_threshold import ScoreThreshold
 from tools.blocks.text import Text
-from tools.clean.stage import CleanSettings, clean_stage, default_quality
+from tools.clean.stage import CleanSettings, clean_stage
 from tools.pipeline.config import PipelineConfigError, load_pipeline_config
 from tools.stage import StageConfig, run_document_stage
 from tools.stage.output import StageOutput
@@ -45,7 +45,7 @@ def test_a_list_of_blocks_with_settings_becomes_the_stage_in_that_order(tmp_path
 
 
 def test_the_clean_options_and_the_example_block_list_make_the_blocks_of_the_command_line():
-    settings = CleanSettings(language=Language(languages=("en",)), quality=default_quality())
+    settings = CleanSettings(language=Language(languages=("en",)))
     for example in ("pipeline.yaml", "pipeline-blocks.yaml"):
         config = load_pipeline_config(EXAMPLES / example)
         assert config.stages["clean"] == clean_stage(settings)
