@@ -11,7 +11,7 @@ from typing import Callable
 
 import yaml
 
-from tools.clean.stage import CleanSettings, CleanStage
+from tools.clean.stage import CleanSettings, clean_stage
 from tools.decontaminate.benchmarks import BenchmarkSpec, load_benchmarks
 from tools.decontaminate.stage import DecontaminationConfig, decontamination_job
 from tools.dedup.exact import ExactDedup
@@ -70,7 +70,7 @@ def pipeline_yaml(root: Path, workers: int) -> Path:
 
 JOBS: dict[str, Callable[[Path, Path, int, int], Job]] = {
     "clean": lambda root, out, workers, tasks: document_stage_job(
-        CleanStage(CleanSettings(quality_filters=False)), _config(root, out, workers)),
+        clean_stage(CleanSettings(quality=())), _config(root, out, workers)),
     "dedup-exact": lambda root, out, workers, tasks: corpus_stage_job(ExactDedup(), _config(root, out, workers), tasks),
     "dedup-minhash": lambda root, out, workers, tasks: corpus_stage_job(MinHashDedup(), _config(root, out, workers),
                                                                         tasks),

@@ -15,7 +15,8 @@ import pydoc_data.topics
 import pytest
 
 from tests.support.browser import ensure_chromium, open_page
-from tools.clean.stage import CleanSettings, CleanStage
+from tools.blocks.language import Language
+from tools.clean.stage import CleanSettings, clean_stage
 from tools.review.sample import KEPT, sample_stages
 from tools.stage import StageConfig, run_document_stage
 
@@ -44,7 +45,7 @@ def cleaned(tmp_path_factory) -> Path:
         path = root / f"{name}.jsonl"
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in corpus), encoding="utf-8")
         inputs.append(str(path))
-    run_document_stage(CleanStage(CleanSettings(languages=("en",))),
+    run_document_stage(clean_stage(CleanSettings(language=Language(languages=("en",)))),
                        StageConfig(tuple(inputs), root / "clean", workers=1, progress=False))
     return root / "clean"
 

@@ -14,23 +14,21 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from tools.blocks.base import OneAtATime
 from tools.stage import Document, InputError, Removal, StageConfig, run_document_stage
 from tools.stage.output import StageOutput
 from tools.stage.startup import RunConflict
 
 
 @dataclass(frozen=True)
-class DropShort:
-    """A minimal per-document stage: remove texts under ``minimum`` characters."""
+class DropShort(OneAtATime):
+    """A minimal per-document stage (a block is one): remove texts under ``minimum`` characters."""
 
     minimum: int = 3
     name: str = "drop-short"
     libraries: tuple[str, ...] = ()
 
-    def params(self) -> dict:
-        return {"minimum": self.minimum}
-
-    def process(self, doc: Document) -> Removal | None:
+    def decide(self, doc: Document) -> Removal | None:
         return Removal("too_short", {"chars": len(doc.text)}) if len(doc.text) < self.minimum else None
 
 

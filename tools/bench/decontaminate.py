@@ -18,6 +18,8 @@ import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
+
 from tools.bench.tokenize import best_of, print_rates, stage_column, stdlib_texts, write_shards
 from tools.decontaminate.benchmarks import BenchmarkSpec, load_benchmarks
 from tools.decontaminate.index import BenchmarkIndex

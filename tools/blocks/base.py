@@ -3,11 +3,15 @@ the measured value and the limit (in the manner of datatrove's filters). A stage
 of blocks; the first block that drops a document decides its removal.
 
 Blocks are frozen dataclasses of their settings: they are pickled into worker processes and SLURM
-tasks. A block that needs a model loads it lazily, once per process, on first use.
+tasks. A block that needs a model loads it lazily, once per process, on first use. ``name`` and
+``libraries`` are class variables (``ClassVar``), so the dataclass fields are exactly the settings
+the pipeline YAML accepts; ``tools.blocks.registry`` maps names to classes, and
+``tools.blocks.stage.BlockStage`` runs a list of blocks as a stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol, Sequence
 
 from foundation.records.document import Document, Removal
@@ -39,3 +43,14 @@ def record_score(doc: Document, name: str, value: float) -> None:
 def decide_each(block: Block, docs: Sequence[Document]) -> list[Removal | None]:
     """The default ``decide_batch``: one document at a time."""
     return [block.decide(doc) for doc in docs]
+
+
+class OneAtATime:
+    """Base of a block that is a frozen dataclass of its settings and decides one document at a
+    time: its settings are its params, and ``decide_batch`` is ``decide_each``."""
+
+    def params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def decide_batch(self, docs: Sequence[Document]) -> list[Removal | None]:
+        return decide_each(self, docs)

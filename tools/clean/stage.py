@@ -1,61 +1,53 @@
-"""The clean stage: HTML extraction -> Unicode normalization -> language id -> quality rules."""
+"""The clean stage: one list of blocks, text (HTML extraction, Unicode normalization) ->
+language -> Gopher quality -> C4 -> FineWeb -> Gopher repetition, configured from the flags of
+``qwen-data clean`` (or the ``clean:`` options of the pipeline YAML)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
-from tools.clean.language import CJK_LANGUAGES, identify
-from tools.clean.quality import QualityThresholds, first_failed_rule
-from tools.clean.text import HTML_MODES, UNICODE_FORMS, html_to_text, looks_like_html, normalize
-from tools.stage import Document, Removal
-from tools.stage.settings import allowed, check_settings
+from tools.blocks.base import Block
+from tools.blocks.c4 import C4
+from tools.blocks.fineweb import FineWeb
+from tools.blocks.gopher_quality import GopherQuality
+from tools.blocks.gopher_repetition import GopherRepetition
+from tools.blocks.language import Language
+from tools.blocks.stage import BlockStage
+from tools.blocks.text import Text
+
+# In this order: the first rule that fails names the removal
+QUALITY_BLOCKS = (GopherQuality, C4, FineWeb, GopherRepetition)
+
+
+def quality_fields() -> list[dataclasses.Field]:
+    """Every rule threshold of the quality blocks (each a flag of ``qwen-data clean``)."""
+    return [item for block in QUALITY_BLOCKS for item in dataclasses.fields(block) if item.name != "language_field"]
+
+
+def quality_options(quality: dict[str, Any]) -> list[tuple[type, dict[str, Any]]]:
+    """The thresholds of ``quality`` (rule -> value), each given to the block that owns it; an
+    unknown name raises KeyError naming it."""
+    owned = {item.name: block for block in QUALITY_BLOCKS for item in dataclasses.fields(block)
+             if item.name != "language_field"}
+    for name in quality:
+        if name not in owned:
+            raise KeyError(name)
+    return [(block, {k: v for k, v in quality.items() if owned[k] is block}) for block in QUALITY_BLOCKS]
+
+
+def default_quality(language_field: str = "language") -> tuple[Block, ...]:
+    return tuple(block(language_field=language_field) for block in QUALITY_BLOCKS)
 
 
 @dataclass(frozen=True)
 class CleanSettings:
-    # auto: extract when the text looks like HTML; always; never
-    html: str = field(default="auto", metadata=allowed(choices=HTML_MODES))
-    unicode_form: str = field(default="NFC", metadata=allowed(choices=UNICODE_FORMS))
-    languages: tuple[str, ...] = ()  # keep only these ISO 639-1 codes; empty keeps every language
-    # py3langid probability below which a document is removed
-    min_language_score: float = field(default=0.0, metadata=allowed(low=0, high=1))
-    language_field: str = "language"  # kept documents get {language_field: code, language_field_score: p}
-    quality: QualityThresholds = field(default_factory=QualityThresholds)
-    quality_filters: bool = True
-
-    def __post_init__(self) -> None:
-        check_settings(self)
+    text: Text = field(default_factory=Text)
+    language: Language = field(default_factory=Language)
+    # the rule blocks, in order (reading the language from language.language_field); (): no quality filters
+    quality: tuple[Block, ...] = field(default_factory=default_quality)
 
 
-@dataclass(frozen=True)
-class CleanStage:
-    settings: CleanSettings = field(default_factory=CleanSettings)
-    name: str = "clean"
-    libraries: tuple[str, ...] = ("resiliparse", "py3langid")
-
-    def params(self) -> dict[str, Any]:
-        return asdict(self.settings)
-
-    def process(self, doc: Document) -> Removal | None:
-        s = self.settings
-        text = doc.text
-        if s.html == "always" or (s.html == "auto" and looks_like_html(text)):
-            text = html_to_text(text)
-        text = normalize(text, s.unicode_form)
-        if not text:
-            return Removal("empty", {"chars_before": len(doc.text)})
-        language, score = identify(text)
-        if s.languages and language not in s.languages:
-            return Removal("language", {"language": language, "score": round(score, 4), "allowed": list(s.languages)})
-        if score < s.min_language_score:
-            return Removal("language_score", {"language": language, "score": round(score, 4),
-                                              "limit": s.min_language_score})
-        if s.quality_filters:
-            removal = first_failed_rule(text, s.quality, cjk=language in CJK_LANGUAGES, english=language == "en")
-            if removal is not None:
-                return Removal(removal.reason, {**removal.details, "language": language})
-        doc.text = text
-        doc.fields[s.language_field] = language
-        doc.fields[f"{s.language_field}_score"] = round(score, 4)
-        return None
+def clean_stage(settings: CleanSettings) -> BlockStage:
+    return BlockStage("clean", (settings.text, settings.language, *settings.quality))

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec, load_benchmarks
 from tools.decontaminate.removal import MODES, RemovalRules
-from tools.decontaminate.stage import DecontaminationConfig, decontamination_job
+from tools.decontaminate.stage import DecontaminationConfig
 from tools.executor.options import run_job
 from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
 from tools.stage.settings import SettingError
-from tools.stage.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +49,7 @@ def decontaminate(args: argparse.Namespace) -> None:
     settings = settings_from(args)
     config = stage_config(args)
     executor = stage_executor(args)
-    try:
-        items = load_benchmarks([BenchmarkSpec.parse(spec) for spec in settings.benchmarks])
-    except BenchmarkError as error:
-        raise InputError(str(error)) from None
-    run_job(decontamination_job(items, settings, config), executor)
+    run_job(settings.job(config, executor.partitions()), executor)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,11 +26,12 @@ from typing import Any, ClassVar
 from foundation.atomic_write import write_json_atomic
 from foundation.records.document import Document, Removal
 from foundation.records.reader import read_documents
-from tools.decontaminate.benchmarks import BenchmarkItem
+from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkItem, BenchmarkSpec, load_benchmarks
 from tools.decontaminate.index import BenchmarkIndex, file_version, load_index
 from tools.decontaminate.removal import REMOVAL_REASONS, RemovalRules, apply_rules
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
+from tools.stage.errors import InputError
 from tools.stage.filter import Decider
 from tools.stage.plan import ShardWork, StageRun
 from tools.stage.runner import Shard, StageConfig, digest
@@ -52,6 +53,7 @@ class DecontaminationConfig:
     n: int = field(default=13, metadata=allowed(low=1))
     max_ngram_documents: int = field(default=10, metadata=allowed(low=0))
     rules: RemovalRules = RemovalRules()
+    name: ClassVar[str] = NAME
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -59,6 +61,20 @@ class DecontaminationConfig:
     def params(self) -> dict[str, Any]:
         return {"benchmarks": list(self.benchmarks), "n": self.n, "max_ngram_documents": self.max_ngram_documents,
                 **asdict(self.rules)}
+
+    @functools.cached_property
+    def benchmark_items(self) -> tuple[BenchmarkItem, ...]:
+        """The benchmarks' items, loaded once (one line naming the benchmark if one cannot be)."""
+        try:
+            return tuple(load_benchmarks([BenchmarkSpec.parse(spec) for spec in self.benchmarks]))
+        except BenchmarkError as error:
+            raise InputError(str(error)) from None
+
+    def job(self, config: StageConfig, partitions: int) -> Job:
+        return decontamination_job(list(self.benchmark_items), self, config)
+
+    def depends(self) -> str:
+        return digest([(item.label, item.text) for item in self.benchmark_items])
 
 
 def _benchmark(run: StageRun) -> tuple[str, str]:
@@ -172,9 +188,9 @@ class Decontaminate:
     def decider(self, shard: Shard) -> Decider:
         listed = self._listed(shard)
         index_path = _benchmark(self.stage_run)[0]
-        return functools.partial(self.process, listed, index_path)
+        return lambda docs: [self.decide(listed, index_path, doc) for doc in docs]
 
-    def process(self, listed: dict[str, list[int]], index_path: str, doc: Document) -> Removal | None:
+    def decide(self, listed: dict[str, list[int]], index_path: str, doc: Document) -> Removal | None:
         keys = listed.get(str(doc.line))
         if not keys:
             return None

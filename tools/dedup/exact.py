@@ -26,6 +26,7 @@ from tools.executor.job import Step
 from tools.executor.markers import Markers
 from tools.stage import Document, Removal, Shard
 from tools.stage.plan import StageRun
+from tools.stage.stages import CorpusJob
 
 _WHITESPACE = re.compile(r"\s+")
 _DIGITS = re.compile(r"\d")
@@ -51,7 +52,7 @@ class Normalization:
 
 
 @dataclass(frozen=True)
-class ExactDedup:
+class ExactDedup(CorpusJob):
     normalization: Normalization = field(default_factory=Normalization)
     keep: KeepPolicy = field(default_factory=KeepPolicy)
     name: str = "dedup-exact"

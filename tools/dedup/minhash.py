@@ -39,6 +39,7 @@ from tools.executor.markers import Markers
 from tools.stage import Document, Removal, Shard
 from tools.stage.plan import StageRun
 from tools.stage.settings import allowed, check_settings
+from tools.stage.stages import CorpusJob
 
 VERIFICATIONS = ("exact", "signature")
 
@@ -63,7 +64,7 @@ class MinHashSettings:
 
 
 @dataclass(frozen=True)
-class MinHashDedup:
+class MinHashDedup(CorpusJob):
     settings: MinHashSettings = field(default_factory=MinHashSettings)
     keep: KeepPolicy = field(default_factory=KeepPolicy)
     name: str = "dedup-minhash"

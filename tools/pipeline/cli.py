@@ -1,4 +1,4 @@
-"""``qwen-data pipeline --config FILE``: clean -> exact dedup -> fuzzy dedup -> decontaminate -> tokenize.
+"""``qwen-data pipeline --config FILE``: clean -> exact dedup -> fuzzy dedup -> decontaminate -> [filter ->] tokenize.
 
 The stages' steps run one after the other, each stage reading the previous one's kept/ shards,
 on this machine (``--executor local``) or as SLURM job arrays (``--executor slurm``, see

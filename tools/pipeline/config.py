@@ -14,15 +14,19 @@ Layout (see examples/data/pipeline.yaml)::
       exact_dedup: {fold_punctuation: false, keep: first-seen}
       fuzzy_dedup: {threshold: 0.8, num_perm: 128}
       decontaminate: {benchmarks: [humaneval], mode: remove-spans}
+      filter:                    # blocks only (after decontamination)
+        blocks: [{block: score_threshold, score: quality, min: 0.5}]
       tokenize: {dataset_name: text_document}
 
 Each stage's options are the fields of that stage's own settings (the CLI flags of
-``qwen-data <stage>``, with underscores). Relative paths are relative to the current directory,
-as on the command line.
+``qwen-data <stage>``, with underscores). ``clean`` and ``filter`` take instead a list of blocks
+(``tools.blocks``), each ``{block: NAME or module:Class, its settings...}``, run in that order.
+Relative paths are relative to the current directory, as on the command line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +34,11 @@ from typing import Any
 
 from foundation.dataclass_yaml import FieldError, build_dataclass, read_yaml
 from foundation.records.split import DEFAULT_SPLIT_BYTES
-from tools.clean.quality import QualityThresholds
-from tools.clean.stage import CleanSettings, CleanStage
+from tools.blocks.language import Language
+from tools.blocks.registry import block_class
+from tools.blocks.stage import BlockStage
+from tools.blocks.text import Text
+from tools.clean.stage import CleanSettings, clean_stage, quality_options
 from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkSpec
 from tools.decontaminate.removal import RemovalRules
 from tools.decontaminate.stage import DecontaminationConfig
@@ -40,9 +47,11 @@ from tools.dedup.keep import KeepPolicy
 from tools.dedup.minhash import MinHashDedup, MinHashSettings
 from tools.stage.errors import InputError
 from tools.stage.settings import SettingError
+from tools.stage.stages import PipelineStage
+from tools.tokenize.cli import TokenizeStage
 from tools.tokenize.shard import TokenizerSpec, dataset_name_problem
 
-FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate")
+FILTER_STAGES = ("clean", "exact_dedup", "fuzzy_dedup", "decontaminate", "filter")
 
 
 class PipelineConfigError(InputError):
@@ -57,18 +66,12 @@ class Source:
 
 
 @dataclass(frozen=True)
-class TokenizeSettings:
-    dataset_name: str = "text_document"
-    tokenizer: TokenizerSpec = TokenizerSpec()
-
-
-@dataclass(frozen=True)
 class PipelineConfig:
     path: str
     output: Path
     sources: tuple[Source, ...]
-    stages: dict[str, Any]  # stage name -> its settings object, in run order
-    tokenize: TokenizeSettings
+    stages: dict[str, PipelineStage]  # stage name -> the stage, in run order
+    tokenize: TokenizeStage  # run once per source
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     text_field: str = "text"
     id_field: str = "id"
@@ -85,12 +88,62 @@ def _build(cls, options: Any, where: str, **fixed):
         raise PipelineConfigError(str(error)) from None
     except SettingError as error:  # the same ranges the CLI flags are checked against
         raise PipelineConfigError(f"{where}.{error.name}: must be {error.requirement}, got {error.value!r}") from None
+    except (InputError, ValueError, TypeError) as error:  # a block's own check of its settings
+        raise PipelineConfigError(f"{where}: {error}") from None
 
 
-def _clean(options: Any, where: str) -> CleanStage:
+def _blocks(entries: Any, where: str) -> tuple:
+    """``[{block: NAME or module:Class, setting: value, ...}, ...]`` -> the blocks, in order."""
+    if not isinstance(entries, list) or not entries:
+        raise PipelineConfigError(f"{where}: expected a non-empty list of blocks, e.g. [{{block: gopher_quality}}]")
+    blocks = []
+    for number, entry in enumerate(entries):
+        here = f"{where}[{number}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("block"), str):
+            raise PipelineConfigError(f"{here}: expected {{block: NAME or module:Class, its settings...}}, got {entry!r}")
+        settings = {key: value for key, value in entry.items() if key != "block"}
+        try:
+            cls = block_class(entry["block"])
+        except InputError as error:
+            raise PipelineConfigError(f"{here}.block: {error}") from None
+        blocks.append(_build(cls, settings, here))
+    return tuple(blocks)
+
+
+def _clean(options: Any, where: str) -> BlockStage:
+    """Either a list of blocks, or the options of ``qwen-data clean``."""
     options = dict(options or {})
-    quality = _build(QualityThresholds, options.pop("quality", None), f"{where}.quality")
-    return CleanStage(_build(CleanSettings, options, where, quality=quality))
+    if "blocks" in options:
+        if len(options) > 1:
+            raise PipelineConfigError(f"{where}: blocks: list every block's settings there, not beside it "
+                                      f"(found {', '.join(sorted(set(options) - {'blocks'}))})")
+        return BlockStage("clean", _blocks(options["blocks"], f"{where}.blocks"))
+    known = {"quality", "quality_filters", *(f.name for cls in (Text, Language) for f in dataclasses.fields(cls))}
+    for key in options:
+        if key not in known:
+            raise PipelineConfigError(f"{where}.{key}: unknown option (known: blocks, {', '.join(sorted(known))})")
+    quality = options.pop("quality", None) or {}
+    filters = options.pop("quality_filters", True)
+    if not isinstance(quality, dict) or not isinstance(filters, bool):
+        raise PipelineConfigError(f"{where}: quality must be a mapping of rule thresholds, quality_filters true/false")
+    language_keys = {item.name for item in dataclasses.fields(Language)}
+    language = _build(Language, {key: options.pop(key) for key in list(options) if key in language_keys}, where)
+    text = _build(Text, options, where)
+    try:
+        owned = quality_options(quality)
+    except KeyError as error:
+        raise PipelineConfigError(f"{where}.quality.{error.args[0]}: unknown rule (see qwen-data clean --help)") from None
+    rules = tuple(_build(block, settings, f"{where}.quality", language_field=language.language_field)
+                  for block, settings in owned) if filters else ()
+    return clean_stage(CleanSettings(text, language, rules))
+
+
+def _filter(options: Any, where: str) -> BlockStage:
+    options = dict(options or {})
+    unknown = set(options) - {"blocks"}
+    if unknown:
+        raise PipelineConfigError(f"{where}.{sorted(unknown)[0]}: unknown option (known: blocks)")
+    return BlockStage("filter", _blocks(options.get("blocks"), f"{where}.blocks"))
 
 
 def _keep(options: dict, where: str) -> KeepPolicy:
@@ -128,7 +181,7 @@ def _decontaminate(options: Any, where: str) -> DecontaminationConfig:
 
 
 STAGE_BUILDERS = {"clean": _clean, "exact_dedup": _exact_dedup, "fuzzy_dedup": _fuzzy_dedup,
-                  "decontaminate": _decontaminate}
+                  "decontaminate": _decontaminate, "filter": _filter}
 
 
 def _sources(raw: Any, where: str) -> tuple[Source, ...]:
@@ -172,7 +225,7 @@ def load_pipeline_config(path: str | Path, output: str | None = None, progress: 
     problem = dataset_name_problem(dataset_name)
     if problem:
         raise PipelineConfigError(f"{path}: stages.tokenize.dataset_name: {problem}")
-    tokenize = TokenizeSettings(dataset_name, _build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"))
+    tokenize = TokenizeStage(_build(TokenizerSpec, tokenize_options, f"{path}: stages.tokenize"), dataset_name)
     destination = output or raw.get("output")
     if not destination:
         raise PipelineConfigError(f"{path}: output: required (or pass --output)")

@@ -15,23 +15,19 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
 
-from foundation.atomic_write import write_json_atomic
-from foundation.records.split import DEFAULT_SPLIT_BYTES
-from tools.decontaminate.benchmarks import BenchmarkError, BenchmarkItem, BenchmarkSpec, load_benchmarks
-from tools.decontaminate.stage import decontamination_job
 from tools.executor.job import Job, Step
 from tools.executor.options import ExecutorConfig
 from tools.pipeline.config import PipelineConfig
 from tools.pipeline.records import (SOURCES_RECORD, RecordWork, SummaryWork, announced, record_path,
                                     summary_text)
+from foundation.atomic_write import write_json_atomic
+from foundation.records.split import DEFAULT_SPLIT_BYTES
 from tools.stage.errors import InputError
 from tools.stage.inputs import list_inputs
-from tools.stage.runner import StageConfig, digest
-from tools.stage.stages import corpus_stage_job, document_stage_job
+from tools.stage.runner import StageConfig
+from tools.stage.stages import PipelineStage
 from tools.stage.startup import check_output, check_text_field
-from tools.tokenize.cli import tokenize_job
 
 CONFIG_RECORD = "pipeline.json"
 
@@ -60,33 +56,16 @@ def _sources(config: PipelineConfig) -> list[dict[str, str]]:
     return files
 
 
-def _benchmarks(config: PipelineConfig) -> list[BenchmarkItem]:
-    settings = config.stages.get("decontaminate")
-    if settings is None:
-        return []
-    try:
-        return load_benchmarks([BenchmarkSpec.parse(spec) for spec in settings.benchmarks])
-    except BenchmarkError as error:
-        raise InputError(str(error)) from None
-
-
-def _stage_job(name: str, settings: Any, stage_config: StageConfig, benchmarks: list[BenchmarkItem],
-               partitions: int) -> Job:
-    if name == "clean":
-        return document_stage_job(settings, stage_config)
-    if name == "decontaminate":
-        return decontamination_job(benchmarks, settings, stage_config)
-    return corpus_stage_job(settings, stage_config, partitions)
-
-
-def _with_record(job: Job, key: str, output: Path, stage_config: StageConfig, benchmarks: str | None,
-                 stage: str, source: str | None = None) -> list[Step]:
+def _with_record(stage: PipelineStage, kind: str, key: str, output: Path, stage_config: StageConfig,
+                 partitions: int, source: str | None = None) -> list[Step]:
     """The stage's steps, its plan announcing it, and its record after them."""
+    job = stage.job(stage_config, partitions)
+    depends = stage.depends()
     [plan] = job.prologue
     record = Step(f"{key}.record", f"pipeline {key} record",
-                  RecordWork(key, str(output), stage_config, benchmarks, stage, source),
+                  RecordWork(key, str(output), stage_config, depends, kind, source),
                   output / ".work" / "steps" / f"{key}.record", single=True)
-    return [announced(plan, key, output, stage_config, benchmarks), *job.steps, record]
+    return [announced(plan, key, output, stage_config, depends), *job.steps, record]
 
 
 def pipeline_job(config: PipelineConfig, executor: ExecutorConfig) -> Job:
@@ -94,7 +73,8 @@ def pipeline_job(config: PipelineConfig, executor: ExecutorConfig) -> Job:
     check_output(config.output)
     files = _sources(config)
     check_text_field([f["path"] for f in files], config.text_field)
-    benchmarks = _benchmarks(config)
+    for stage in config.stages.values():
+        stage.depends()  # loads what the stage depends on (decontaminate: the benchmarks), one line if it cannot
     config.tokenize.tokenizer.check()
     _claim(config)
     write_json_atomic(config.output / SOURCES_RECORD, {"outputs": files})
@@ -102,18 +82,15 @@ def pipeline_job(config: PipelineConfig, executor: ExecutorConfig) -> Job:
               "progress": config.progress, "split_bytes": config.split_bytes}
     steps: list[Step] = []
     previous = config.output / SOURCES_RECORD
-    for name, settings in config.stages.items():
+    for name, stage in config.stages.items():
         stage_config = StageConfig((), config.output / name, inputs_record=str(previous), **common)
-        contents = digest([(b.label, b.text) for b in benchmarks]) if name == "decontaminate" else None
-        job = _stage_job(name, settings, stage_config, benchmarks, executor.partitions())
-        steps += _with_record(job, name, config.output, stage_config, contents, name)
+        steps += _with_record(stage, name, name, config.output, stage_config, executor.partitions())
         previous = record_path(config.output, name)
-    for source in config.sources:
+    for source in config.sources:  # one dataset per source, blended by qwen-train
         stage_config = StageConfig((), config.output / "tokenize" / source.name, inputs_record=str(previous),
                                    inputs_source=source.name, **common)
-        job = tokenize_job(stage_config, config.tokenize.tokenizer, config.tokenize.dataset_name)
-        steps += _with_record(job, f"tokenize-{source.name}", config.output, stage_config, None, "tokenize",
-                              source.name)
+        steps += _with_record(config.tokenize, "tokenize", f"tokenize-{source.name}", config.output, stage_config,
+                              executor.partitions(), source.name)
     keys = (*config.stages, *(f"tokenize-{source.name}" for source in config.sources))
     summary = Step("pipeline.summary", "pipeline summary", SummaryWork(config, keys),
                    config.output / ".work" / "steps" / "summary", single=True)

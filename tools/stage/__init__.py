@@ -19,11 +19,13 @@ Pieces here (one file each):
 - ``pool``: forked workers with one pipe each, so a signal can stop them at any moment (used by
   ``tools.executor``, which runs a stage's steps here or as SLURM job arrays).
 - ``signals``, ``errors``: ``InputError`` (one line, exit 2) and ``StopSignal`` (SIGINT/SIGTERM).
-- ``filter``: the write phase: kept/ removed/ rejected/ JSONL shards, written atomically.
+- ``filter``: the write phase: documents decided in batches; kept/ (or a stage's own kept output,
+  tokenize's dataset) removed/ rejected/ shards, written atomically.
 - ``manifest``: ``manifest.json`` (parameters, versions, counts with in == kept + removed +
   rejected, wall time) and the summary table.
 - ``stages``: the ``DocumentStage`` and ``CorpusStage`` protocols and the jobs that run them
-  (plan, [index, merge steps,] write, finish).
+  (plan, [index, merge steps,] write, finish); ``PipelineStage``: a stage that makes its own job
+  (what ``qwen-data pipeline`` runs, with no case per stage).
 - ``cli``: argparse helpers shared by every stage.
 
 Output directory of every stage::
@@ -34,27 +36,29 @@ Output directory of every stage::
     manifest.json
     .run.json, .markers/, .work/   resume state (a rerun with the same arguments resumes)
 
-A per-document stage (like decontaminate) is a picklable dataclass::
+A per-document stage is a picklable dataclass that decides about batches of documents (the write
+phase reads a shard and asks about up to ``filter.BATCH_DOCUMENTS`` at a time)::
 
     @dataclass(frozen=True)
-    class Decontaminate:
+    class DropOverlaps:
         ngrams: frozenset[str]
-        name: str = "decontaminate"
+        name: str = "drop-overlaps"
         libraries: tuple[str, ...] = ()          # PyPI names recorded in the manifest
 
         def params(self) -> dict:                # recorded in the manifest; a rerun must match
             return {"ngram_count": len(self.ngrams)}
 
-        def process(self, doc: Document) -> Removal | None:
-            hit = first_overlap(doc.text, self.ngrams)
-            return Removal("ngram_overlap", {"ngram": hit}) if hit else None
-            # or rewrite doc.text and return None to keep the edited document
+        def decide_batch(self, docs: Sequence[Document]) -> list[Removal | None]:
+            hits = [first_overlap(doc.text, self.ngrams) for doc in docs]
+            return [Removal("ngram_overlap", {"ngram": hit}) if hit else None for hit in hits]
+            # or rewrite doc.text and answer None to keep the edited document
 
-    manifest = run_document_stage(Decontaminate(...), config)   # config: StageConfig; on this machine
-    run_job(document_stage_job(Decontaminate(...), config), executor)   # or where ``executor`` says
+    manifest = run_document_stage(DropOverlaps(...), config)   # config: StageConfig; on this machine
+    run_job(document_stage_job(DropOverlaps(...), config), executor)   # or where ``executor`` says
 
-Expensive state (a model) should be loaded lazily inside ``process`` (it runs in forked worker
-processes and is pickled to them), not built in the parent.
+Most per-document stages are a list of filter blocks (``tools.blocks``: ``BlockStage(name,
+blocks)``, like clean). Expensive state (a model) should be loaded lazily inside the decision (it
+runs in forked worker processes and is pickled to them), not built in the parent.
 
 A whole-corpus stage (like dedup) implements ``CorpusStage``: ``index_shard(shard, documents,
 work_dir)`` runs per shard and writes index files under ``work_dir`` (valid, unique-id documents

@@ -1,7 +1,7 @@
 """The two kinds of stage, and the jobs (lists of steps, ``tools.executor``) that run them.
 
-A ``DocumentStage`` decides about each document on its own (clean): plan, write (per shard),
-finish. A ``CorpusStage`` needs the whole corpus (dedup): plan, index (per shard), the stage's own
+A ``DocumentStage`` decides about each document on its own (clean, a list of blocks: see
+``tools.blocks``), in batches: plan, write (per shard), finish. A ``CorpusStage`` needs the whole corpus (dedup): plan, index (per shard), the stage's own
 merge steps (per hash partition: no step holds the whole corpus), write (per shard, from the
 merge's decisions), finish. The finish step sums the per-shard counts into ``manifest.json`` and
 prints the summary. Any executor runs these jobs: this machine's process pool or SLURM arrays.
@@ -14,14 +14,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Protocol
+from typing import Any, Callable, ClassVar, Iterator, Protocol, Sequence
 
 from foundation.records.document import Document, Removal
 from foundation.records.reader import read_documents
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.markers import Markers
 from tools.stage.errors import InputError
-from tools.stage.filter import Decider, DeciderSource, FilterTask
+from tools.stage.filter import Decider, DeciderSource, FilterTask, KeptJsonl, KeptOutput
 from tools.stage.manifest import format_summary, total_counts, write_manifest
 from tools.stage.plan import PlanWork, ShardWork, StageRun
 from tools.stage.runner import Shard, StageConfig, digest
@@ -35,8 +35,9 @@ class DocumentStage(Protocol):
 
     def params(self) -> dict[str, Any]: ...
 
-    def process(self, doc: Document) -> Removal | None:
-        """Return a Removal to drop ``doc``, or None to keep it (``doc.text`` may be rewritten)."""
+    def decide_batch(self, docs: Sequence[Document]) -> list[Removal | None]:
+        """For each document in order, a Removal to drop it, or None to keep it (``doc.text`` may be
+        rewritten, fields added)."""
 
 
 class CorpusStage(Protocol):
@@ -64,18 +65,42 @@ class CorpusStage(Protocol):
         """Manifest extras, from the merge's outputs."""
 
 
+class PipelineStage(Protocol):
+    """What the pipeline runs: any stage that makes its own job."""
+
+    name: str
+
+    def job(self, config: StageConfig, partitions: int) -> Job:
+        """The stage's steps over ``config`` (``partitions``: of a whole-corpus merge)."""
+
+    def depends(self) -> str | None:
+        """A digest of what the outputs depend on beyond the inputs and params (decontaminate:
+        the benchmark contents), or None."""
+
+
+class CorpusJob:
+    """Base of a ``CorpusStage`` dataclass: its job for the pipeline."""
+
+    def job(self, config: StageConfig, partitions: int) -> Job:
+        return corpus_stage_job(self, config, partitions)
+
+    def depends(self) -> str | None:
+        return None
+
+
 @dataclass(frozen=True)
 class WriteWork(ShardWork):
     """The write phase: kept/, removed/, rejected/ per shard, by the decisions of ``decisions``."""
 
     decisions: DeciderSource | None = None
+    kept_output: KeptOutput = KeptJsonl()
 
     def key(self, item: str) -> dict[str, Any]:
         shard = self.shard(item)
         return {"fingerprint": shard.fingerprint(), "depends": self.decisions.depends(shard)}
 
     def run(self, item: str) -> dict[str, Any]:
-        return FilterTask(self.decisions, self.stage_run.config)(self.shard(item))
+        return FilterTask(self.decisions, self.stage_run.config, self.kept_output)(self.shard(item))
 
 
 def _phase(markers: Markers, since: float) -> dict[str, Any]:
@@ -144,10 +169,15 @@ def plan_step(run: StageRun) -> Step:
     return Step(f"{run.stage}.plan", f"{run.stage} plan", PlanWork(run), run.step_markers("plan"), single=True)
 
 
+def write_step(run: StageRun, decisions: DeciderSource, kept_output: KeptOutput = KeptJsonl()) -> Step:
+    """The write phase, per shard: kept (to ``kept_output``), removed/, rejected/."""
+    return Step(f"{run.stage}.write", run.stage, WriteWork(run, decisions, kept_output), run.shard_markers("write"))
+
+
 def finish_steps(run: StageRun, decisions: DeciderSource, earlier: list[Step],
                  extras: Callable[[StageRun], dict[str, Any]] | None = None) -> list[Step]:
     """The write and finish steps that end every stage."""
-    write = Step(f"{run.stage}.write", run.stage, WriteWork(run, decisions), run.shard_markers("write"))
+    write = write_step(run, decisions)
     phases = tuple((step.description, str(step.markers)) for step in [*earlier, write])
     finish = Step(f"{run.stage}.finish", f"{run.stage} finish",
                   FinishWork(run, write.markers, phases, extras), run.step_markers("finish"), single=True)
@@ -155,7 +185,7 @@ def finish_steps(run: StageRun, decisions: DeciderSource, earlier: list[Step],
 
 
 @dataclass(frozen=True)
-class _DocumentDecisions:
+class DocumentDecisions:
     stage: DocumentStage
 
     @property
@@ -166,7 +196,7 @@ class _DocumentDecisions:
         return ""
 
     def decider(self, shard: Shard) -> Decider:
-        return self.stage.process
+        return self.stage.decide_batch
 
 
 def stage_run(stage: DocumentStage | CorpusStage, config: StageConfig, partitions: int = 1) -> StageRun:
@@ -175,12 +205,12 @@ def stage_run(stage: DocumentStage | CorpusStage, config: StageConfig, partition
 
 def document_stage_job(stage: DocumentStage, config: StageConfig, decisions: DeciderSource | None = None,
                        middle: Callable[[StageRun], list[Step]] | None = None) -> Job:
-    """``decisions``: instead of ``stage.process`` alone (decontaminate's depend on a scan);
+    """``decisions``: instead of ``stage.decide_batch`` alone (decontaminate's depend on a scan);
     ``middle``: steps between plan and write."""
     run = stage_run(stage, config)
     steps = middle(run) if middle else []
     return Job(f"qwen-data {stage.name}", run.output, (plan_step(run),),
-               (*steps, *finish_steps(run, decisions or _DocumentDecisions(stage), steps)),
+               (*steps, *finish_steps(run, decisions or DocumentDecisions(stage), steps)),
                functools.partial(stage_report, run.output))
 
 
@@ -229,7 +259,7 @@ class _CorpusDecisions:
 
     def decider(self, shard: Shard) -> Decider:
         removals = self.stage.shard_removals(self.stage_run, shard)
-        return lambda doc: removals.get(doc.line)
+        return lambda docs: [removals.get(doc.line) for doc in docs]
 
 
 def corpus_stage_job(stage: CorpusStage, config: StageConfig, partitions: int) -> Job:

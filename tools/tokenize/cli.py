@@ -14,8 +14,9 @@ import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
+from foundation.records.document import Document, Removal
 from foundation.tokenizer import ENDOFTEXT
 from tools.executor.job import Job, OneItem, Step
 from tools.executor.local import LocalExecutor
@@ -24,10 +25,10 @@ from tools.executor.options import run_job
 from tools.stage.cli import add_stage_arguments, run_reporting_errors, stage_config, stage_executor
 from tools.stage.errors import InputError
 from tools.stage.manifest import format_summary, total_counts, write_manifest
-from tools.stage.plan import ShardWork, StageRun
+from tools.stage.plan import StageRun
 from tools.stage.runner import StageConfig
-from tools.stage.stages import plan_step, read_manifest, stage_report, stage_run
-from tools.tokenize.shard import TokenizerSpec, TokenizeTask, dataset_name_problem, shard_prefix
+from tools.stage.stages import DocumentDecisions, plan_step, read_manifest, stage_report, stage_run, write_step
+from tools.tokenize.shard import TokenizedDataset, TokenizerSpec, dataset_name_problem, empty_text, shard_prefix
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,16 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="use this Hugging Face tokenizer.json instead of the Qwen tokenizer")
     group.add_argument("--eod-token", default=ENDOFTEXT,
                        help=f"end-of-document token appended after each document (default {ENDOFTEXT})")
-
-
-@dataclass(frozen=True)
-class TokenizeWork(ShardWork):
-    """Per shard: its own dataset under .work/shards/, plus removed/ and rejected/."""
-
-    tokenizer: TokenizerSpec | None = None
-
-    def run(self, item: str) -> dict[str, Any]:
-        return TokenizeTask(self.tokenizer, self.stage_run.config)(self.shard(item))
 
 
 @dataclass(frozen=True)
@@ -88,13 +79,25 @@ class MergeWork(OneItem):
 
 
 @dataclass(frozen=True)
-class _Identity:
-    params_: dict[str, Any]
-    name: str = "tokenize"
-    libraries: tuple[str, ...] = ("tiktoken", "megatron-core", "tokenizers")
+class TokenizeStage:
+    """A document stage whose kept documents go into a dataset (per shard, merged at the end)."""
+
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    dataset_name: str = "text_document"
+    name: ClassVar[str] = "tokenize"
+    libraries: ClassVar[tuple[str, ...]] = ("tiktoken", "megatron-core", "tokenizers")
 
     def params(self) -> dict[str, Any]:
-        return self.params_
+        return {"dataset_name": self.dataset_name, **vars(self.tokenizer)}
+
+    def decide_batch(self, docs: Sequence[Document]) -> list[Removal | None]:
+        return [empty_text(doc) for doc in docs]
+
+    def job(self, config: StageConfig, partitions: int) -> Job:
+        return tokenize_job(config, self.tokenizer, self.dataset_name)
+
+    def depends(self) -> None:
+        return None
 
 
 def tokenize_job(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: str) -> Job:
@@ -103,8 +106,9 @@ def tokenize_job(config: StageConfig, tokenizer: TokenizerSpec, dataset_name: st
     if problem:
         raise InputError(f"--dataset-name {problem}")
     tokenizer.check()
-    run = stage_run(_Identity({"dataset_name": dataset_name, **vars(tokenizer)}), config)
-    write = Step("tokenize.write", "tokenize", TokenizeWork(run, tokenizer), run.shard_markers("write"))
+    stage = TokenizeStage(tokenizer, dataset_name)
+    run = stage_run(stage, config)
+    write = write_step(run, DocumentDecisions(stage), TokenizedDataset(tokenizer))
     merge = Step("tokenize.merge", "tokenize merge", MergeWork(run, tokenizer, dataset_name, write.markers),
                  run.step_markers("merge"), single=True)
     return Job("qwen-data tokenize", run.output, (plan_step(run),), (write, merge),

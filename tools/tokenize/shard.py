@@ -1,4 +1,5 @@
-"""Tokenizing one shard (one input file) into its own indexed dataset.
+"""Tokenizing one shard (one input file) into its own indexed dataset: the kept output of the
+tokenize stage's write phase (``tools.stage.filter``).
 
 Texts are encoded in batches straight into numpy arrays (tiktoken's buffer, no Python int per
 token), and each batch is joined into one array before the builder writes it, which keeps the
@@ -7,17 +8,14 @@ end-to-end rate at raw tokenizer speed (``qwen-bench tokenize`` measures it).
 
 from __future__ import annotations
 
-from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from foundation.atomic_write import atomic_jsonl_writers
-from foundation.records.document import Document, Rejection, Removal
-from foundation.records.reader import read_documents
+from foundation.records.document import Document, Removal
 from foundation.tokenizer import ENDOFTEXT, load_tokenizer
 from tools.stage.errors import InputError
-from tools.stage.filter import duplicate_id_removal, rejected_record, removed_record, shard_counts
 from tools.stage.runner import Shard, StageConfig
 
 BATCH_BYTES = 1 << 20
@@ -55,59 +53,57 @@ def shard_prefix(output: Path, shard: Shard) -> str:
     return str(Path(output) / SHARDS_DIR / shard.name)
 
 
+class _DatasetSink:
+    """Kept documents of one shard, encoded in batches into its dataset."""
+
+    def __init__(self, tokenizer, dataset):
+        self.tokenizer, self.dataset = tokenizer, dataset
+        self.batch: list[str] = []
+        self.batch_bytes = self.text_bytes = self.count = self.tokens = 0
+
+    def write(self, doc: Document) -> None:
+        size = len(doc.text.encode("utf-8"))
+        self.batch.append(doc.text)
+        self.count += 1
+        self.batch_bytes += size
+        self.text_bytes += size
+        if self.batch_bytes >= BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.dataset.add_documents(self.tokenizer.encode_arrays(self.batch))
+        self.batch.clear()
+        self.batch_bytes = 0
+
+    def finish(self) -> None:
+        if self.batch:
+            self._flush()
+        if self.dataset.num_documents:
+            summary = self.dataset.finish()
+            self.count, self.tokens = summary.num_documents, summary.num_tokens
+        else:  # megatron-core cannot open an empty dataset; the merge leaves this shard out
+            self.dataset.abort()
+
+    def result(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "text_bytes": self.text_bytes}
+
+
 @dataclass(frozen=True)
-class TokenizeTask:
-    """Per shard: documents -> ``.work/shards/<shard>.bin/.idx``; removed/ and rejected/ as in every stage."""
+class TokenizedDataset:
+    """The kept output of tokenize: per shard, its own dataset ``.work/shards/<shard>.bin/.idx``."""
 
     tokenizer: TokenizerSpec
-    config: StageConfig
 
-    def __call__(self, shard: Shard) -> dict[str, Any]:
+    @contextmanager
+    def open(self, shard: Shard, config: StageConfig) -> Iterator[_DatasetSink]:
         from foundation.indexed_writer import building_dataset, token_dtype  # megatron-core: only in the workers
 
         tokenizer = self.tokenizer.load()
-        out = Path(self.config.output)
-        reasons: Counter[str] = Counter()
-        batch: list[str] = []
-        batch_bytes = text_bytes = 0
-        unreadable = False
-        paths = [out / name / f"{shard.name}.jsonl" for name in ("removed", "rejected")]
-        dtype = token_dtype(tokenizer.vocab_size)
-
-        def flush() -> None:
-            nonlocal batch_bytes
-            dataset.add_documents(tokenizer.encode_arrays(batch))
-            batch.clear()
-            batch_bytes = 0
-
-        with (atomic_jsonl_writers(*paths) as (removed, rejected),
-              building_dataset(shard_prefix(out, shard), dtype, tokenizer.eod) as dataset):
-            for item in read_documents(shard.path, self.config.parser, shard.byte_range):
-                if isinstance(item, Rejection):
-                    rejected.write(rejected_record(item))
-                    unreadable |= item.stops_file
-                    continue
-                removal = duplicate_id_removal(item) if item.duplicate_of is not None else empty_text(item)
-                if removal is not None:
-                    reasons[removal.reason] += 1
-                    removed.write(removed_record(item, "tokenize", removal))
-                    continue
-                size = len(item.text.encode("utf-8"))
-                batch.append(item.text)
-                batch_bytes += size
-                text_bytes += size
-                if batch_bytes >= BATCH_BYTES:
-                    flush()
-            if batch:
-                flush()
-            if dataset.num_documents:
-                summary = dataset.finish()
-                kept, tokens = summary.num_documents, summary.num_tokens
-            else:  # megatron-core cannot open an empty dataset; the merge leaves this shard out
-                dataset.abort()
-                kept = tokens = 0
-        return {**shard_counts(kept, removed.count, rejected.count, reasons, unreadable),
-                "tokens": tokens, "text_bytes": text_bytes}
+        with building_dataset(shard_prefix(config.output, shard), token_dtype(tokenizer.vocab_size),
+                              tokenizer.eod) as dataset:
+            sink = _DatasetSink(tokenizer, dataset)
+            yield sink
+            sink.finish()
 
 
 def empty_text(doc: Document) -> Removal | None:
