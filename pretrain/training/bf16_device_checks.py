@@ -3,18 +3,18 @@
 DeepSpeed 0.19's ``BF16_Optimizer`` (bf16 at ZeRO-0/1, see ``engine.deepspeed_zero_stage``) reads
 the device twice in each ``step``: ``is_invalid_grad_norm`` turns the gradient norm into a Python
 bool to skip a step with inf/nan gradients, and ``clip_tensors_by_global_norm`` compares the clip
-coefficient with 1 on the host. Each read makes the host wait for the whole step to finish, so it
-cannot queue the next one (REFERENCE: Megatron keeps the norm on the device between logs too).
+coefficient with 1 on the host. Each read makes the host wait for the step to finish, so it cannot
+queue the next one.
 
 :func:`keep_bf16_checks_on_device` replaces both names in ``deepspeed.runtime.bf16_optimizer``'s
 namespace only (ZeRO-2/3 keep DeepSpeed's own):
 - clipping multiplies by ``min(max_norm / (norm + eps), 1)`` computed on the device: the same
   values as DeepSpeed's (a multiply by 1.0 is exact);
 - a non-finite norm no longer skips the step on the host. As in Megatron's bf16 path (no loss
-  scaler, no skipped steps), the training loop checks the losses and the gradient norm where it
-  reads them anyway, at each log interval and before each checkpoint (a non-finite value, or the
-  -1 DeepSpeed writes for a non-finite norm), and stops with one line naming the step (``pretrain.training.step_metrics.TrainingDiverged``), so no checkpoint holds
-  the diverged state.
+  scaler, no skipped steps), the training loop checks the gradient norm where it reads it anyway,
+  at each log interval and before each checkpoint (a non-finite value, or the -1 DeepSpeed writes
+  for one), and stops with one line naming the step
+  (``pretrain.training.step_metrics.TrainingDiverged``), so no checkpoint holds a diverged state.
 """
 
 from __future__ import annotations

@@ -6,17 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator
 
-from foundation.records.document import Document, Removal
-from tools.blocks.base import OneAtATime
-from tools.blocks.rules import Measurement, SHARE, document_language, first_failure, nonblank_lines, rule
-from tools.stage.settings import check_settings
+from tools.blocks.rules import SHARE, Measurement, RuleBlock, nonblank_lines, rule
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "。", "！", "？", "”", "…", ":", ";")
 SHORT_LINE_CHARS = 30
 
 
 @dataclass(frozen=True)
-class FineWeb(OneAtATime):
+class FineWeb(RuleBlock):
     min_terminal_lines: float = field(default=0.12,
                                       metadata=rule("FineWeb: share of lines ending in terminal punctuation", SHARE))
     max_short_lines: float = field(default=0.67, metadata=rule("FineWeb: share of lines of <= 30 characters", SHARE))
@@ -24,13 +21,7 @@ class FineWeb(OneAtATime):
     name: ClassVar[str] = "fineweb"
     libraries: ClassVar[tuple[str, ...]] = ()
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    def decide(self, doc: Document) -> Removal | None:
-        return first_failure(self._measurements(doc.text), document_language(doc, self.language_field))
-
-    def _measurements(self, text: str) -> Iterator[Measurement]:
+    def measurements(self, text: str, language: str | None) -> Iterator[Measurement]:
         lines = nonblank_lines(text)
         count = max(len(lines), 1)
         terminal = sum(line.endswith(TERMINAL_PUNCTUATION) for line in lines) / count

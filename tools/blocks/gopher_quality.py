@@ -8,17 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator
 
-from foundation.records.document import Document, Removal
-from tools.blocks.base import OneAtATime
-from tools.blocks.rules import COUNT, Measurement, SHARE, document_language, first_failure, is_cjk, nonblank_lines, rule
-from tools.stage.settings import check_settings
+from tools.blocks.rules import COUNT, SHARE, Measurement, RuleBlock, is_cjk, nonblank_lines, rule
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
 BULLETS = ("•", "-", "*", "·", "‣", "▪", "●", "–")
 
 
 @dataclass(frozen=True)
-class GopherQuality(OneAtATime):
+class GopherQuality(RuleBlock):
     min_words: int = field(default=50, metadata=rule("Gopher: fewer words than this", COUNT))
     max_words: int = field(default=100_000, metadata=rule("Gopher: more words than this", COUNT))
     min_chars: int = field(default=100, metadata=rule("CJK documents: fewer characters than this", COUNT))
@@ -33,14 +30,7 @@ class GopherQuality(OneAtATime):
     name: ClassVar[str] = "gopher_quality"
     libraries: ClassVar[tuple[str, ...]] = ()
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    def decide(self, doc: Document) -> Removal | None:
-        language = document_language(doc, self.language_field)
-        return first_failure(self._measurements(doc.text, language), language)
-
-    def _measurements(self, text: str, language: str | None) -> Iterator[Measurement]:
+    def measurements(self, text: str, language: str | None) -> Iterator[Measurement]:
         if is_cjk(language):
             yield "min_chars", len(text), self.min_chars, len(text) >= self.min_chars
         else:

@@ -9,10 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator
 
-from foundation.records.document import Document, Removal
-from tools.blocks.base import OneAtATime
-from tools.blocks.rules import Measurement, SHARE, document_language, first_failure, is_cjk, nonblank_lines, rule
-from tools.stage.settings import check_settings
+from tools.blocks.rules import SHARE, Measurement, RuleBlock, is_cjk, nonblank_lines, rule
 
 
 def _top_ngram_char_share(words: list[str], n: int, total_chars: int) -> float:
@@ -33,7 +30,7 @@ def _duplicate_ngram_char_share(words: list[str], n: int, total_chars: int) -> f
 
 
 @dataclass(frozen=True)
-class GopherRepetition(OneAtATime):
+class GopherRepetition(RuleBlock):
     max_duplicate_lines: float = field(default=0.3, metadata=rule("Gopher: share of lines that repeat", SHARE))
     max_duplicate_line_chars: float = field(default=0.2,
                                             metadata=rule("Gopher: share of characters in repeated lines", SHARE))
@@ -49,14 +46,7 @@ class GopherRepetition(OneAtATime):
     name: ClassVar[str] = "gopher_repetition"
     libraries: ClassVar[tuple[str, ...]] = ()
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    def decide(self, doc: Document) -> Removal | None:
-        language = document_language(doc, self.language_field)
-        return first_failure(self._measurements(doc.text, language), language)
-
-    def _measurements(self, text: str, language: str | None) -> Iterator[Measurement]:
+    def measurements(self, text: str, language: str | None) -> Iterator[Measurement]:
         lines = nonblank_lines(text)
         line_counts = Counter(lines)
         repeated = sum(c for c in line_counts.values() if c > 1) / max(len(lines), 1)

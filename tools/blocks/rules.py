@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from foundation.records.document import Document, Removal
+from tools.blocks.base import OneAtATime
 from tools.clean.language import CJK_LANGUAGES
-from tools.stage.settings import allowed
+from tools.stage.settings import allowed, check_settings
 
 COUNT = allowed(low=0)
 SHARE = allowed(low=0, high=1)
@@ -44,3 +45,20 @@ def first_failure(measurements: Iterable[Measurement], language: str | None) -> 
 
 def nonblank_lines(text: str) -> list[str]:
     return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+class RuleBlock(OneAtATime):
+    """A rule family (a frozen dataclass of thresholds with a ``language_field``): its measurements,
+    in order, for a document's text and language; the first that fails names the removal."""
+
+    language_field: str
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    def decide(self, doc: Document) -> Removal | None:
+        language = document_language(doc, self.language_field)
+        return first_failure(self.measurements(doc.text, language), language)
+
+    def measurements(self, text: str, language: str | None) -> Iterator[Measurement]:
+        raise NotImplementedError
