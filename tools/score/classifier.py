@@ -23,6 +23,7 @@ from tools.stage.document import Document, Removal
 POSITIVE_LABEL = "__label__hq"  # DCLM's names: reference ("high quality") text ...
 NEGATIVE_LABEL = "__label__cc"  # ... against random web (Common Crawl) text
 _WHITESPACE = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"([^\w\s])")
 
 
 class ClassifierError(ValueError):
@@ -30,8 +31,10 @@ class ClassifierError(ValueError):
 
 
 def one_line(text: str) -> str:
-    """fastText reads one example per line: newlines and runs of whitespace become one space."""
-    return _WHITESPACE.sub(" ", text).strip()
+    """The text as fastText reads it: one line (newlines and runs of whitespace become one space),
+    lower case, each punctuation mark a token of its own (the preprocessing of fastText's
+    text-classification tutorial), so that word pairs across punctuation are features too."""
+    return _WHITESPACE.sub(" ", _PUNCTUATION.sub(r" \1 ", text.lower())).strip()
 
 
 @functools.lru_cache(maxsize=2)

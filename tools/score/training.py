@@ -29,8 +29,9 @@ DECISION_THRESHOLD = 0.5  # a held-out document is predicted positive at this pr
 class TrainingSettings:
     held_out: float = field(default=0.1, metadata=allowed(low=0, high=1, low_open=True, high_open=True))
     seed: int = 0
-    epoch: int = field(default=5, metadata=allowed(low=1))
-    lr: float = field(default=0.1, metadata=allowed(low=0, low_open=True))
+    # fastText's defaults (5 epochs at 0.1) underfit sets of a few thousand documents.
+    epoch: int = field(default=10, metadata=allowed(low=1))
+    lr: float = field(default=0.5, metadata=allowed(low=0, low_open=True))
     word_ngrams: int = field(default=2, metadata=allowed(low=1))  # DCLM: word bigrams
     dim: int = field(default=100, metadata=allowed(low=1))
     min_count: int = field(default=1, metadata=allowed(low=1))
