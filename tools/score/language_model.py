@@ -7,7 +7,8 @@ this process; once per worker process). Each document is ``<|endoftext|>`` follo
 training length that overlap by one token, so every token is predicted once with up to a window of
 context. Windows are sorted by length and packed into batches of about ``batch_tokens`` tokens
 (token-length buckets: little padding). Padding sits after each window's tokens, so under causal
-attention no real token sees it, and its loss is masked out.
+attention no real token sees it, and its loss is masked out. torch is imported where the model
+runs, so that scoring without ``--perplexity`` does not pay for importing it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import math
 import sys
 from dataclasses import dataclass
 from typing import Sequence
-
-import torch
 
 from tools.stage.errors import InputError
 from tools.tokenize.shard import TokenizerSpec
@@ -36,6 +35,8 @@ class LanguageModelSpec:
     threads: int = 0  # torch threads per worker process (0: torch's default)
 
     def resolved_device(self) -> str:
+        import torch
+
         if self.device != "auto":
             return self.device
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,6 +65,8 @@ def check_language_model(spec: LanguageModelSpec):
 def _join_single_process_group() -> None:
     """A world of one, through an in-memory store: no port is opened and no peer is waited for
     (megatron-core's model needs its parallel state, which needs a process group)."""
+    import torch
+
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("gloo", store=torch.distributed.HashStore(), rank=0, world_size=1)
 
@@ -72,6 +75,8 @@ class DocumentPerplexity:
     """The loaded model and tokenizer of one process."""
 
     def __init__(self, spec: LanguageModelSpec):
+        import torch
+
         from pretrain.generation.loading import load_checkpoint_model
 
         model_config = check_language_model(spec)
@@ -103,13 +108,21 @@ class DocumentPerplexity:
             current.append(item)
         return batches + ([current] if current else [])
 
-    @torch.no_grad()
     def __call__(self, texts: Sequence[str]) -> list[tuple[float | None, int]]:
         """(perplexity, tokens) per text; perplexity None for a text without tokens."""
         windows, counts = self.windows(texts)
         losses = [0.0] * len(texts)
-        device = self.spec.resolved_device()
         for batch in self.batches(windows):
+            for index, loss in zip((index for index, _ in batch), self.summed_losses(batch)):
+                losses[index] += loss
+        return [(round(math.exp(loss / count), 4) if count else None, count) for loss, count in zip(losses, counts)]
+
+    def summed_losses(self, batch: list[tuple[int, list[int]]]) -> list[float]:
+        """The summed negative log-likelihood of each window's predicted tokens, in one forward."""
+        import torch
+
+        device = self.spec.resolved_device()
+        with torch.no_grad():
             width = max(len(tokens) for _, tokens in batch) - 1
             inputs = torch.full((len(batch), width + 1), self.tokenizer.eod, dtype=torch.long)
             mask = torch.zeros(len(batch), width)
@@ -119,9 +132,7 @@ class DocumentPerplexity:
             inputs = inputs.to(device)
             positions = torch.arange(width, device=device).expand(len(batch), width)
             loss = self.loaded.model(inputs[:, :-1], positions, None, labels=inputs[:, 1:]).float().cpu() * mask
-            for (index, _), row_loss in zip(batch, loss.sum(dim=1).tolist()):
-                losses[index] += row_loss
-        return [(round(math.exp(loss / count), 4) if count else None, count) for loss, count in zip(losses, counts)]
+        return loss.sum(dim=1).tolist()
 
 
 @functools.lru_cache(maxsize=2)

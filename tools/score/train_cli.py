@@ -20,6 +20,10 @@ from tools.stage.reader import RecordParser
 from tools.stage.settings import SettingError
 
 FLAGS = {"held_out": "--held-out", "word_ngrams": "--word-ngrams", "min_count": "--min-count"}
+HELP = {"held_out": "share of each class held out to measure the model", "seed": "seed of the split and the training",
+        "epoch": "passes over the training split", "lr": "learning rate", "word_ngrams": "word n-grams as features",
+        "dim": "size of the word vectors", "min_count": "words seen fewer times are ignored",
+        "buckets": "hash buckets of the n-gram features (the model holds (words + buckets) x dim floats)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for item in dataclasses.fields(TrainingSettings):
         flag = FLAGS.get(item.name, "--" + item.name.replace("_", "-"))
         parser.add_argument(flag, dest=item.name, type=type(getattr(defaults, item.name)),
-                            default=getattr(defaults, item.name), help=f"default {getattr(defaults, item.name)}")
+                            default=getattr(defaults, item.name),
+                            help=f"{HELP[item.name]} (default {getattr(defaults, item.name)})")
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -99,3 +99,21 @@ def test_training_on_an_unreadable_record_is_one_line_naming_it(tmp_path):
                      str(negative), "--output", str(tmp_path / "model.bin"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "positive.jsonl:3" in done.stderr
     assert not (tmp_path / "model.bin").exists()
+
+
+def test_as_a_block_in_a_list_it_records_the_probability_and_applies_its_threshold(trained):
+    from tools.score.classifier import QualityClassifier
+    from tools.stage.document import Document
+
+    model, _ = trained
+    held_out = read_jsonl(held_out_path(model))[:40]
+    docs = [Document(r["id"], r["text"]) for r in held_out]
+    decisions = QualityClassifier(str(model), min_probability=0.5).decide_batch(docs)
+    for doc, decision in zip(docs, decisions):
+        probability = doc.fields["scores"]["quality"]
+        assert 0 <= probability <= 1
+        assert (decision is None) == (probability >= 0.5)
+        if decision is not None:
+            assert decision.details == {"value": probability, "limit": 0.5}
+    with pytest.raises(ValueError, match="qwen-data score"):
+        QualityClassifier(str(model), top_fraction=0.1).decide(docs[0])  # a top fraction needs the corpus
