@@ -88,3 +88,38 @@ def test_a_missing_checkpoint_is_one_line_and_exit_2(held_out_pairs, tmp_path):
                      "--perplexity", str(tmp_path / "no-such-run"))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no-such-run" in done.stderr
+
+
+def test_a_checkpoint_imported_from_hugging_face_scores_what_transformers_computes(tmp_path):
+    """qwen-convert from-hf output works as is, and the score is exp(mean next-token loss) over the
+    document's tokens after <|endoftext|>, as transformers' Qwen2ForCausalLM computes it."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from pretrain.convert.from_hf import import_checkpoint
+    from tests.tools.score.corpora import vocabulary, write_word_tokenizer
+
+    tokenizer_json = write_word_tokenizer(tmp_path / "tokenizer.json")
+    config = Qwen2Config(vocab_size=128, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64, rms_norm_eps=1e-6,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    hf_model = Qwen2ForCausalLM(config).eval()
+    hf_model.save_pretrained(tmp_path / "hf")
+    import_checkpoint(tmp_path / "hf", tmp_path / "imported", seq_length=64, vocab_size=len(vocabulary()))
+    rng = random.Random(3)
+    texts = [grammar_document(rng, n) for n in (1, 2, 4)]  # 9 to 36 tokens: one window each
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "text": t} for i, t in enumerate(texts)])
+    done = qwen_data("score", "--input", str(inputs), "--output", str(tmp_path / "out"), "--perplexity",
+                     str(tmp_path / "imported"), "--tokenizer-json", str(tokenizer_json), "--workers", "1",
+                     "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_accounted(tmp_path / "out", len(texts))
+    scored = {r["id"]: r["scores"]["perplexity"] for r in stage_records(tmp_path / "out", "kept")}
+    ids = {word: i for i, word in enumerate(vocabulary())}
+    for number, text in enumerate(texts):
+        tokens = torch.tensor([[0] + [ids[word] for word in text.split()]])
+        with torch.no_grad():
+            logits = hf_model(tokens).logits[0, :-1, :len(ids)]  # rows past the vocabulary are padding
+        expected = torch.exp(torch.nn.functional.cross_entropy(logits, tokens[0, 1:])).item()
+        assert scored[str(number)] == pytest.approx(expected, rel=1e-4)
