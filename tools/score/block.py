@@ -40,6 +40,9 @@ Figures = dict[str, float]  # a block's limits for one language: {"limit": ..., 
 class ScoringBlock(Protocol):
     name: str
     libraries: tuple[str, ...]
+    # Whether a score recorded by an earlier run (``"scores": {name: value}``) can stand for a new
+    # measurement: True when judging needs the value alone (not the details of a measurement).
+    reusable: bool
 
     def params(self) -> dict[str, Any]: ...
 

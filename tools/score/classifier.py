@@ -70,6 +70,7 @@ class QualityClassifier:
     top_fraction: float | None = None
     name: str = "quality"
     libraries: tuple[str, ...] = ("fasttext-wheel",)
+    reusable: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_probability <= 1:

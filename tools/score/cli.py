@@ -36,6 +36,9 @@ OUTPUTS = "kept/ (with scores), removed/, rejected/, manifest.json (with the cor
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser, OUTPUTS)
+    parser.add_argument("--reuse-scores", action="store_true",
+                        help="documents that carry a perplexity or quality score from an earlier score run keep it "
+                             "(re-threshold without scoring again); offensive-word densities are always measured")
     parser.add_argument("--language-field", default="language",
                         help="field holding the document language (clean writes it); figures are per language")
     perplexity = parser.add_argument_group("--perplexity CHECKPOINT: language-model perplexity")
@@ -126,7 +129,7 @@ def score_stage(args: argparse.Namespace) -> ScoreStage:
         raise InputError(str(error)) from None
     if not blocks:
         raise InputError("give at least one scorer: --perplexity CHECKPOINT, --classifier MODEL or --offensive")
-    return ScoreStage(tuple(blocks), args.language_field)
+    return ScoreStage(tuple(blocks), args.language_field, reuse_scores=args.reuse_scores)
 
 
 def run(args: argparse.Namespace) -> int:

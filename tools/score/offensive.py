@@ -97,6 +97,7 @@ class OffensiveContent:
     language_field: str = "language"  # written by clean; unknown languages are guessed from the script
     name: str = "offensive"
     libraries: tuple[str, ...] = ()
+    reusable: bool = False  # a removal names the matched category: measured again (it is cheap)
 
     def __post_init__(self) -> None:
         for language, limit in self.max_density:

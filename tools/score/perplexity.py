@@ -33,6 +33,7 @@ class PerplexityFilter:
     language_field: str = "language"
     name: str = "perplexity"
     libraries: tuple[str, ...] = ("megatron-core", "torch")
+    reusable: bool = True
 
     def __post_init__(self) -> None:
         if self.max_perplexity is not None and self.max_perplexity <= 0:

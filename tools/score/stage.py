@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tools.blocks.base import record_score
+from tools.blocks.base import SCORES_FIELD, record_score
 from tools.executor.job import Job, OneItem, Step
 from tools.score.block import Measurement, ScoringBlock, document_language, figures_for
 from tools.stage.document import Document, Removal
@@ -39,6 +39,9 @@ class ScoreStage:
     blocks: tuple[ScoringBlock, ...]
     language_field: str = "language"  # the language clean wrote; figures are per language
     batch_documents: int = 256  # documents handed to each block's measure_batch at once
+    # Documents that carry a reusable block's score from an earlier run (its kept/) keep it instead
+    # of being measured again: re-thresholding a scored corpus costs no model time.
+    reuse_scores: bool = False
     name: str = NAME
 
     @property
@@ -46,7 +49,13 @@ class ScoreStage:
         return tuple(sorted({library for block in self.blocks for library in block.libraries}))
 
     def params(self) -> dict[str, Any]:
-        return {"blocks": {block.name: block.params() for block in self.blocks}, "language_field": self.language_field}
+        return {"blocks": {block.name: block.params() for block in self.blocks}, "language_field": self.language_field,
+                "reuse_scores": self.reuse_scores}
+
+    def recorded(self, block: ScoringBlock, doc: Document) -> Measurement | None:
+        """The score an earlier run recorded in ``doc``, when it may stand for a measurement."""
+        value = doc.fields.get(SCORES_FIELD, {}).get(block.name) if self.reuse_scores and block.reusable else None
+        return Measurement(value, {"recorded": True}) if isinstance(value, (int, float)) else None
 
 
 def measured_path(run: StageRun, shard: Shard) -> Path:
@@ -77,10 +86,16 @@ class MeasureWork(ShardWork):
     def _measure(self, docs: list[Document]) -> dict[str, dict[str, Any]]:
         if not docs:
             return {}
-        scores = {block.name: block.measure_batch(docs) for block in self.stage.blocks}
+        scores = {block.name: self._block_scores(block, docs) for block in self.stage.blocks}
         return {str(doc.line): {"language": document_language(doc, self.stage.language_field),
                                 "scores": {name: measured[i].to_json() for name, measured in scores.items()}}
                 for i, doc in enumerate(docs)}
+
+    def _block_scores(self, block: ScoringBlock, docs: list[Document]) -> list[Measurement]:
+        recorded = [self.stage.recorded(block, doc) for doc in docs]
+        unscored = [doc for doc, measurement in zip(docs, recorded) if measurement is None]
+        measured = iter(block.measure_batch(unscored) if unscored else [])
+        return [measurement or next(measured) for measurement in recorded]
 
 
 def _read_measured(run: StageRun, shard: Shard) -> dict[str, dict[str, Any]]:

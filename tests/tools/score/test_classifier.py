@@ -117,3 +117,26 @@ def test_as_a_block_in_a_list_it_records_the_probability_and_applies_its_thresho
             assert decision.details == {"value": probability, "limit": 0.5}
     with pytest.raises(ValueError, match="qwen-data score"):
         QualityClassifier(str(model), top_fraction=0.1).decide(docs[0])  # a top fraction needs the corpus
+
+
+def test_reuse_scores_rethresholds_a_scored_corpus_without_scoring_again(trained, tmp_path):
+    model, _ = trained
+    done = qwen_data("score", "--input", str(held_out_path(model)), "--output", str(tmp_path / "first"),
+                     "--classifier", str(model), "--workers", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    scored = stage_records(tmp_path / "first", "kept")
+    # An earlier score that the model would not give: the second run must take it as recorded.
+    scored[0]["scores"]["quality"] = 0.999999 if scored[0]["scores"]["quality"] < 0.5 else 0.000001
+    inputs = write_jsonl(tmp_path / "scored.jsonl", scored)
+    done = qwen_data("score", "--input", str(inputs), "--output", str(tmp_path / "second"), "--classifier", str(model),
+                     "--min-quality", "0.5", "--reuse-scores", "--workers", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_accounted(tmp_path / "second", len(scored))
+    kept = {r["id"]: r["scores"]["quality"] for r in stage_records(tmp_path / "second", "kept")}
+    removed = {r["id"]: r["details"] for r in stage_records(tmp_path / "second", "removed")}
+    for record in scored:
+        value = record["scores"]["quality"]
+        if value >= 0.5:
+            assert kept[record["id"]] == value
+        else:
+            assert removed[record["id"]] == {"value": value, "limit": 0.5, "recorded": True}
