@@ -90,6 +90,7 @@ def test_a_missing_checkpoint_is_one_line_and_exit_2(held_out_pairs, tmp_path):
     assert done.stderr.count("\n") == 1 and "no-such-run" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_imported_from_hugging_face_scores_what_transformers_computes(tmp_path):
     """qwen-convert from-hf output works as is, and the score is exp(mean next-token loss) over the
     document's tokens after <|endoftext|>, as transformers' Qwen2ForCausalLM computes it."""
