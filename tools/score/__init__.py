@@ -1,0 +1,1 @@
+"""Model-based scoring blocks (perplexity, quality classifier, offensive words) and ``qwen-data score``."""
