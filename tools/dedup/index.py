@@ -9,7 +9,9 @@ shard's offset plus its row in that shard's arrays.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +82,7 @@ class CorpusLayout:
         self.run = run
         self.shards, self.offsets, self.ranks, self.key = indexed.shards, indexed.offsets, indexed.ranks, indexed.key
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
+        self._files: dict[tuple[int, str], Any] = {}
 
     @property
     def size(self) -> int:
@@ -127,6 +130,26 @@ class CorpusLayout:
             cached = np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype=dtype)
             self._arrays[(position, name + ".bin")] = cached
         return cached
+
+    def binary_pieces(self, position: int, name: str, dtype: type, bounds: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Pieces ``[start, end)`` of a raw ``<shard>.<name>.bin`` array, read rather than mapped:
+        an item then holds what it reads. Mapped, each piece would also bring the pages the kernel
+        maps around it (fault-around), so the resident set grew with the number of shards touched."""
+        handle = self._files.get((position, name))
+        if handle is None:
+            path = index_path(self.run.work_dir, self.shards[position], name, ".bin")
+            try:
+                handle = self._files[(position, name)] = open(path, "rb", buffering=0)
+            except OSError:
+                raise CorruptFile(f"{path}: missing; {self._index_remedy(position)}") from None
+        size = np.dtype(dtype).itemsize
+        pieces = []
+        for start, end in bounds:
+            data = os.pread(handle.fileno(), (end - start) * size, start * size)
+            if len(data) != (end - start) * size:
+                raise CorruptFile(f"{handle.name}: shorter than its offsets say; {self._index_remedy(position)}")
+            pieces.append(np.frombuffer(data, dtype=dtype))
+        return pieces
 
     def _index_remedy(self, position: int) -> str:
         marker = self.run.shard_markers("index") / f"{self.shards[position].name}.json"

@@ -33,9 +33,9 @@ def _shingle_sets(layout: CorpusLayout, documents: np.ndarray) -> dict[int, np.n
     for position in np.unique(positions).tolist():
         mask = positions == position
         offsets = layout.array(position, "shingle_offsets")
-        shingles = layout.binary(position, "shingles", np.uint32)
-        for document, row in zip(documents[mask].tolist(), rows[mask].tolist()):
-            found[document] = shingles[offsets[row]:offsets[row + 1]]
+        shard_rows = rows[mask]
+        bounds = list(zip(offsets[shard_rows].tolist(), offsets[shard_rows + 1].tolist()))
+        found.update(zip(documents[mask].tolist(), layout.binary_pieces(position, "shingles", np.uint32, bounds)))
     return found
 
 
