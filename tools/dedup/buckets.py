@@ -19,7 +19,7 @@ import numpy as np
 
 from foundation.atomic_write import write_npy_atomic
 from tools.dedup.index import CorpusLayout
-from tools.dedup.partitions import PartitionWork, hash_bounds, partition_items, partition_number, sorted_slice
+from tools.dedup.partitions import PartitionWork, hash_bounds, partition_items, partition_number
 from tools.dedup.verify import estimated_jaccard, exact_jaccard
 from tools.stage.plan import StageRun
 
@@ -58,10 +58,11 @@ def _band_slice(layout: CorpusLayout, band: int, low: int, high: int | None) -> 
     """(band hash, global document) of every indexed document whose hash of ``band`` is in range."""
     hashes, documents = [], []
     for position in range(len(layout.shards)):
-        values = layout.array(position, "band_sorted")[band]
-        start, end = sorted_slice(values, low, high)
-        hashes.append(np.asarray(values[start:end]))
-        documents.append(np.asarray(layout.array(position, "band_rows")[band, start:end]) + layout.offsets[position])
+        values = layout.sorted_file(position, "band_sorted")
+        start = values.search(np.uint64(low), band)
+        end = values.length if high is None else values.search(np.uint64(high), band)
+        hashes.append(values.read(start, end, band))
+        documents.append(layout.sorted_file(position, "band_rows").read(start, end, band) + layout.offsets[position])
     if not hashes:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     return np.concatenate(hashes), np.concatenate(documents)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from tools.dedup.components import routed_path
-from tools.dedup.index import load_array, merge_remedy
+from tools.dedup.index import merge_remedy
+from tools.dedup.sorted_file import SortedFile
 from tools.dedup.partitions import PartitionWork, partition_number
 from tools.dedup.removals import write_removals
 
@@ -51,9 +52,9 @@ class ResolveWork(PartitionWork):
         layout = self.layout()
         slices = []
         for part in range(run.partitions):
-            routed = load_array(routed_path(run, part), merge_remedy(run))
-            start, end = np.searchsorted(routed["target"], [target, target + 1])
-            slices.append(np.asarray(routed[start:end]))
+            routed = SortedFile(routed_path(run, part), merge_remedy(run))
+            slices.append(routed.slice(target, target + 1, field="target"))
+            routed.close()
         edges = np.concatenate(slices)
         nodes, local = np.unique(np.concatenate([edges["a"], edges["b"]]), return_inverse=True)
         left, right = local[:len(edges)], local[len(edges):]

@@ -30,6 +30,7 @@ import numpy as np
 from foundation.atomic_write import write_npy_atomic
 from tools.dedup.buckets import EDGE, bucket_items, edges_path
 from tools.dedup.index import CorpusLayout, corpus_layout, load_array, merge_remedy
+from tools.dedup.sorted_file import SortedFile
 from tools.dedup.partitions import PartitionWork, node_bounds, node_partition, partition_number, spread
 from tools.stage.plan import StageRun
 
@@ -100,9 +101,9 @@ class ComponentsWork(PartitionWork):
         low, high = graph.bounds[part], graph.bounds[part + 1]
         slices = []
         for bucket in bucket_items(self.stage.banding.bands, self.stage_run.partitions):
-            edges = load_array(edges_path(self.stage_run, bucket), merge_remedy(self.stage_run))
-            start, end = np.searchsorted(edges["a"], [low, high])
-            slices.append(np.asarray(edges[start:end]))
+            edges = SortedFile(edges_path(self.stage_run, bucket), merge_remedy(self.stage_run))
+            slices.append(edges.slice(low, high, field="a"))
+            edges.close()
         edges = np.concatenate(slices) if slices else np.zeros(0, dtype=EDGE)
         # A pair verified in several bands appears once per band, with the same similarity.
         edges = edges[np.unique(np.stack([edges["a"], edges["b"]], axis=1), axis=0, return_index=True)[1]] \

@@ -17,6 +17,7 @@ import numpy as np
 
 from foundation.atomic_write import write_bytes_atomic, write_npy_atomic
 from tools.dedup.keep import KeepPolicy
+from tools.dedup.sorted_file import CorruptFile, SortedFile
 from tools.executor.markers import Markers
 from tools.stage.errors import InputError
 from tools.stage.plan import StageRun
@@ -24,9 +25,6 @@ from tools.stage.runner import Shard, digest
 
 INDEX_DIR = "index"
 
-
-class CorruptFile(InputError):
-    """A file a step wrote and another reads cannot be read back (damaged outside the run)."""
 
 
 def load_array(path: Path, remedy: str, mmap: bool = True) -> np.ndarray:
@@ -83,6 +81,7 @@ class CorpusLayout:
         self.shards, self.offsets, self.ranks, self.key = indexed.shards, indexed.offsets, indexed.ranks, indexed.key
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
         self._files: dict[tuple[int, str], Any] = {}
+        self._sorted: dict[tuple[int, str], SortedFile] = {}
 
     @property
     def size(self) -> int:
@@ -129,6 +128,14 @@ class CorpusLayout:
                 raise CorruptFile(f"{path}: missing; {self._index_remedy(position)}") from None
             cached = np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype=dtype)
             self._arrays[(position, name + ".bin")] = cached
+        return cached
+
+    def sorted_file(self, position: int, name: str) -> SortedFile:
+        """A shard's index array, read slice by slice (``sorted_file``), not mapped."""
+        cached = self._sorted.get((position, name))
+        if cached is None:
+            path = index_path(self.run.work_dir, self.shards[position], name)
+            cached = self._sorted[(position, name)] = SortedFile(path, self._index_remedy(position))
         return cached
 
     def binary_pieces(self, position: int, name: str, dtype: type, bounds: list[tuple[int, int]]) -> list[np.ndarray]:

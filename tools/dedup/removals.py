@@ -17,7 +17,8 @@ import numpy as np
 
 from foundation.atomic_write import write_npy_atomic
 from foundation.records.document import Removal
-from tools.dedup.index import CorpusLayout, load_array
+from tools.dedup.index import CorpusLayout
+from tools.dedup.sorted_file import SortedFile
 
 BASE_FIELDS = [("shard", np.int64), ("line", np.int64), ("partner_shard", np.int64), ("partner_row", np.int64)]
 
@@ -43,10 +44,9 @@ class RemovalTables:
         """Every table's removals in one shard, by line."""
         slices = []
         for part in range(self.parts):
-            table = load_array(self.path(part), self.remedy)
-            shards = table["shard"]
-            start, end = np.searchsorted(shards, [shard_index, shard_index + 1])
-            slices.append(np.asarray(table[start:end]))
+            table = SortedFile(self.path(part), self.remedy)
+            slices.append(table.slice(shard_index, shard_index + 1, field="shard"))
+            table.close()
         if not slices:
             return np.zeros(0, dtype=BASE_FIELDS)
         rows = np.concatenate(slices)
