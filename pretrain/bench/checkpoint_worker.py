@@ -57,7 +57,8 @@ def _timed(function, record: dict, name: str):
         start = time.perf_counter()
         with PeakMemory() as memory:
             result = function(*args, **kwargs)
-        record[name] = {"seconds": time.perf_counter() - start, "memory": memory.above_start}
+            seconds = time.perf_counter() - start  # not the sampler's last reading
+        record[name] = {"seconds": seconds, "memory": memory.above_start}
         return result
     return wrapper
 
@@ -92,18 +93,20 @@ def _measured(operation) -> dict:
     start = time.perf_counter()
     with PeakMemory() as memory:
         operation()
-    return {"seconds": time.perf_counter() - start, "memory": memory.above_start}
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "memory": memory.above_start}
 
 
 def _async_save(trainer, store) -> dict:
     """Start a background save, take a training step while it is written, wait for it. Its memory:
     this process's growth while it starts the save, plus the peak of the writer processes' private
-    pages until it is done (not what the training step itself allocates meanwhile)."""
+    pages until it is done (not what the training step itself allocates meanwhile). While the save
+    starts only this process is sampled: reading the new writer's pages would be part of the time."""
     torch.distributed.barrier()
     start = time.perf_counter()
-    with PeakMemory() as starting:
+    with PeakMemory(children=False) as starting:
         trainer.model.save(store, trainer.state)
-    blocking = time.perf_counter() - start
+        blocking = time.perf_counter() - start
     with PeakMemory() as writing:
         step_while_writing = _one_step(trainer)
         store.wait()
