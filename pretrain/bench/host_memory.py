@@ -9,8 +9,8 @@ asynchronous save) can be charged with its writer's pages but not with the train
 Reading a child's private pages walks its page tables (/proc/PID/smaps: about 75 ms for a child
 forked from a 4.5 GB process), so the children are sampled every 250 ms, and not at all where the
 figure is a time the sampling would distort (``children=False``): sampled every 5 ms, four ranks'
-samplers kept about four cores busy on this benchmark's 2-core machine and tripled the step they
-were measuring.
+samplers kept about four cores busy on this benchmark's 2-core machine and slowed what they
+measured.
 """
 
 from __future__ import annotations
