@@ -135,6 +135,11 @@ def _save(trainer, spec: dict) -> dict:
 
 
 def main() -> None:
+    try:  # what qwen-train does before anything allocates (the baseline code predates it)
+        from pretrain.host_pages import prefer_huge_pages
+        prefer_huge_pages()
+    except ImportError:
+        pass
     spec = json.loads(sys.argv[1])
     from pretrain.config import load_config
     from pretrain.training.loop import Trainer

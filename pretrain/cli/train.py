@@ -15,6 +15,7 @@ import sys
 from foundation.dispatch import positive_int
 from foundation.indexed_check import DatasetFileError
 from pretrain.config import ConfigError, load_config
+from pretrain.host_pages import prefer_huge_pages
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -72,6 +73,7 @@ def _check_memory(config, world_size: int, gpu_memory: str | None, planned: bool
 
 
 def run(argv=None) -> int:
+    prefer_huge_pages()  # before anything allocates a tensor: torch's allocator reads it once
     args = parse_args(argv)
     from pretrain.parallel.distributed import world_size_from_env
     from pretrain.validation import validate
