@@ -5,7 +5,9 @@ after the first: the layout does not change), copies this rank's tensors into ho
 and returns a request; megatron-core's ``AsyncCallsQueue`` runs the request's writing in a forked
 process and, once every rank's writer is done, its finalization (torch.distributed.checkpoint's
 ``.metadata``, then ours: the marker, the rename, ``latest``) on all ranks together. Training runs
-on meanwhile. A synchronous save runs the same request in place.
+on meanwhile. A synchronous save runs the same request in place. The fork copies the training
+process's page tables while training waits; ``qwen-train`` keeps them short by putting large host
+tensors on huge pages (``pretrain/host_pages.py``).
 
 At most one save is in flight: the next one, a stop signal and the end of the run wait for it
 (:meth:`ShardedWriter.wait`). The queue's completion check is a collective, so the loop polls at
