@@ -51,15 +51,21 @@ def shard_bytes(trainer) -> int:
     return 12 * elements // parallel_state.get_data_parallel_world_size()
 
 
+def _measured(operation) -> dict:
+    torch.distributed.barrier()
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        operation()
+        seconds = time.perf_counter() - start  # not the sampler's last reading
+    return {"seconds": seconds, "memory": memory.above_start}
+
+
 def _timed(function, record: dict, name: str):
+    """``function``, recording its time and memory under ``record[name]`` at each call."""
     def wrapper(*args, **kwargs):
-        torch.distributed.barrier()
-        start = time.perf_counter()
-        with PeakMemory() as memory:
-            result = function(*args, **kwargs)
-            seconds = time.perf_counter() - start  # not the sampler's last reading
-        record[name] = {"seconds": seconds, "memory": memory.above_start}
-        return result
+        results = []
+        record[name] = _measured(lambda: results.append(function(*args, **kwargs)))
+        return results[0]
     return wrapper
 
 
@@ -86,15 +92,6 @@ def _one_step(trainer) -> float:
     loss = trainer.train_step()
     float(loss)
     return time.perf_counter() - start
-
-
-def _measured(operation) -> dict:
-    torch.distributed.barrier()
-    start = time.perf_counter()
-    with PeakMemory() as memory:
-        operation()
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "memory": memory.above_start}
 
 
 def _async_save(trainer, store) -> dict:
