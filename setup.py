@@ -2,7 +2,7 @@
 
 Torch is listed with a range that the CPU wheel 2.13.0 and the NGC images satisfy; install torch
 first (scripts/setup.sh does) so pip never replaces it with a CUDA build pulled from the registry.
-Fused kernels are compiled ahead of time when QWEN_BUILD_KERNELS=1 (see kernels/build.py).
+Fused kernels are compiled ahead of time when QWEN_BUILD_KERNELS=1 (see qwen_kernels/build.py).
 """
 
 import os
@@ -11,14 +11,14 @@ from setuptools import find_packages, setup
 
 
 def kernel_build() -> dict:
-    """QWEN_BUILD_KERNELS=1: compile kernels/ now (C++, plus CUDA when a toolkit is found) into
-    kernels/_C. It imports torch, so install with --no-build-isolation; without the variable
-    nothing is compiled here and the kernels build on first use (kernels/build.py)."""
+    """QWEN_BUILD_KERNELS=1: compile qwen_kernels/ now (C++, plus CUDA when a toolkit is found) into
+    qwen_kernels/_C. It imports torch, so install with --no-build-isolation; without the variable
+    nothing is compiled here and the kernels build on first use (qwen_kernels/build.py)."""
     if os.environ.get("QWEN_BUILD_KERNELS") != "1":
         return {}
     from torch.utils.cpp_extension import BuildExtension
 
-    from kernels.build import aot_extension
+    from qwen_kernels.build import aot_extension
 
     return {"ext_modules": [aot_extension()], "cmdclass": {"build_ext": BuildExtension}}
 
@@ -63,8 +63,8 @@ setup(
     version="0.1.0",
     description="Qwen (v1) pretraining on megatron-core and DeepSpeed, with fused kernels and a data CLI",
     python_requires=">=3.10",
-    packages=find_packages(include=["foundation*", "pretrain*", "tools*", "kernels*"]),
-    package_data={"kernels": ["csrc/*", "csrc/**/*"], "tools.score": ["wordlists/*"]},
+    packages=find_packages(include=["foundation*", "pretrain*", "tools*", "qwen_kernels*"]),
+    package_data={"qwen_kernels": ["csrc/*", "csrc/**/*"], "tools.score": ["wordlists/*"]},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require=EXTRAS,
     **kernel_build(),

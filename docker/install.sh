@@ -82,7 +82,7 @@ python -m pip install "$@" "setuptools>=64" wheel ninja
 # DeepSpeed compiles on first use (docs/launching.md).
 DS_BUILD_OPS=0 QWEN_BUILD_KERNELS=1 python -m pip install --no-build-isolation "$@" -e .
 
-python -c 'import kernels._C' || fail "the fused kernels did not compile into kernels._C (see the compiler output above)"
+python -c 'import qwen_kernels._C' || fail "the fused kernels did not compile into qwen_kernels._C (see the compiler output above)"
 [ "$(installed_torch)" = "$torch_version" ] ||
     fail "installing the project replaced torch $torch_version; pin it in the base image's pip constraints"
 

@@ -1,6 +1,6 @@
 """The ground floor: what both the data tools (``tools/``) and training (``pretrain/``) use.
 
-It imports neither of them (nor ``kernels/``); tests/test_layers.py checks that.
+It imports neither of them (nor ``qwen_kernels/``); tests/test_layers.py checks that.
 
 - ``tokenizer``: the Qwen tokenizer (tiktoken, the vocabulary ``dashscope`` ships).
 - ``indexed_check``, ``indexed_writer``: megatron ``.bin``/``.idx`` datasets, checked and written.

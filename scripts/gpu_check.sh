@@ -72,9 +72,9 @@ step environment 30 python3 -c "
 import json, torch
 print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda, 'gpu': torch.cuda.get_device_name(),
                   'capability': torch.cuda.get_device_capability(), 'memory_gib': torch.cuda.get_device_properties(0).total_memory / 2**30}))"
-step kernels_build 120 python3 -m kernels.build
-step kernels_tests 75 python3 -m pytest -q -p no:cacheprovider --timeout=70 tests/kernels/test_correctness.py \
-  tests/kernels/test_rotary_long_positions.py tests/kernels/test_megatron_modules.py
+step kernels_build 120 python3 -m qwen_kernels.build
+step kernels_tests 75 python3 -m pytest -q -p no:cacheprovider --timeout=70 tests/qwen_kernels/test_correctness.py \
+  tests/qwen_kernels/test_rotary_long_positions.py tests/qwen_kernels/test_megatron_modules.py
 SMOKE="$WORK/smoke"
 rm -rf "$SMOKE"
 TRAIN=(python3 -m pretrain.cli.train model.preset=qwen-small training.precision=bf16 data.embedded_corpus=true

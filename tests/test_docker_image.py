@@ -164,8 +164,8 @@ def test_help_and_check_need_no_writable_home(engine, image):
 def test_kernels_are_compiled_into_the_image(engine, image):
     # Imported from the image, not built on first use: there is no compiler or writable cache here.
     output = _run(engine, image, "python", "-c",
-                  "import kernels._C, kernels.build as b; assert b.load() is kernels._C; print('C++ kernels', kernels._C.__file__)")
-    assert "C++ kernels /workspace/qwen-pretrain/kernels/_C" in output
+                  "import qwen_kernels._C, qwen_kernels.build as b; assert b.load() is qwen_kernels._C; print('C++ kernels', qwen_kernels._C.__file__)")
+    assert "C++ kernels /workspace/qwen-pretrain/qwen_kernels/_C" in output
 
 
 def test_torchrun_trains_two_processes(engine, image, runs):

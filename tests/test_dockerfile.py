@@ -95,4 +95,4 @@ def test_dockerignore_keeps_local_state_out_and_sources_in():
     patterns = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "runs", "tests", "**/__pycache__", "**/*.so"} <= patterns
-    assert not patterns & {"setup.py", "pretrain", "kernels", "tools", "examples", "docker", "*", "**"}
+    assert not patterns & {"setup.py", "pretrain", "qwen_kernels", "tools", "examples", "docker", "*", "**"}

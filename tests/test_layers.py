@@ -1,8 +1,8 @@
 """The floors of the house: imports point down, never up.
 
-    foundation/   imports none of tools/, pretrain/, kernels/
-    kernels/      imports none of foundation/, tools/, pretrain/ (torch and the standard library)
-    tools/        imports nothing of pretrain/ or kernels/ (the data tools never load the trainer),
+    foundation/   imports none of tools/, pretrain/, qwen_kernels/
+    qwen_kernels/ imports none of foundation/, tools/, pretrain/ (torch and the standard library)
+    tools/        imports nothing of pretrain/ or qwen_kernels/ (the data tools never load the trainer),
                   except the language-model scorer and its benchmark (tools/score/, tools/bench/),
                   which load this project's model
     pretrain/     imports nothing of tools/ (qwen-bench names the data benchmarks as strings)
@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("foundation", "kernels", "pretrain", "tools")
+PACKAGES = ("foundation", "pretrain", "qwen_kernels", "tools")
 FORBIDDEN = {
-    "foundation": {"tools", "pretrain", "kernels"},
-    "kernels": {"foundation", "tools", "pretrain"},
-    "tools": {"pretrain", "kernels"},
+    "foundation": {"tools", "pretrain", "qwen_kernels"},
+    "qwen_kernels": {"foundation", "tools", "pretrain"},
+    "tools": {"pretrain", "qwen_kernels"},
     "pretrain": {"tools"},
 }
 # Folders allowed one upward import each: the perplexity scorer runs the trained model.

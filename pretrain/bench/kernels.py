@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from foundation.dispatch import positive_int
-from kernels import reference
-from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
+from qwen_kernels import reference
+from qwen_kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 # What FusedSwiGLUMLP runs: d(fc1) written over fc1, saving an fc1-sized allocation.

@@ -2,7 +2,7 @@
 materializing implementations, in time and peak memory.
 
 At Qwen-7B shapes by default (2048 tokens, hidden 4096, 151,936 rows): the fused op
-(:func:`kernels.lmhead.fused_linear_cross_entropy`) against eager PyTorch (``F.linear`` then
+(:func:`qwen_kernels.lmhead.fused_linear_cross_entropy`) against eager PyTorch (``F.linear`` then
 ``F.cross_entropy`` on fp32 logits), its ``torch.compile``, megatron-core's
 ``vocab_parallel_cross_entropy`` on the same logits (one tensor-parallel rank), and Liger-Kernel's
 ``LigerFusedLinearCrossEntropyFunction`` where it is installed (it needs a GPU). Every
@@ -28,8 +28,8 @@ from typing import Callable
 
 import torch
 
-from kernels import reference
-from kernels.lmhead import fused_linear_cross_entropy
+from qwen_kernels import reference
+from qwen_kernels.lmhead import fused_linear_cross_entropy
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (hidden, weight, labels) -> mean
 

@@ -8,7 +8,7 @@ from megatron.core import parallel_state
 from megatron.core.transformer.transformer_block import get_num_layers_to_build
 from megatron.core.transformer.transformer_config import TransformerConfig
 
-from kernels.selection import use_fused_kernels
+from qwen_kernels.selection import use_fused_kernels
 from pretrain.config import ModelConfig, ParallelConfig
 from pretrain.model.gpt import QwenGPTModel
 from pretrain.model.layer_spec import qwen_block_spec

@@ -16,7 +16,7 @@ from megatron.core.transformer.attention import SelfAttention
 from megatron.core.transformer.mlp import MLP
 from megatron.core.transformer.transformer_config import TransformerConfig
 
-from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
+from qwen_kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
 
 
 class FusedRMSNorm(torch.nn.Module):

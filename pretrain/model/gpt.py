@@ -6,7 +6,7 @@ Qwen's 151,851 tokens); left in the softmax, they would change the loss, and wit
 depends on the tensor-parallel size, make it depend on TP. Both paths here leave them out:
 - ``torch``: the logits of padding rows are set to -inf before megatron-core's
   ``vocab_parallel_cross_entropy``;
-- ``fused`` (:func:`kernels.lmhead.fused_linear_cross_entropy`): the kernels never compute them.
+- ``fused`` (:func:`qwen_kernels.lmhead.fused_linear_cross_entropy`): the kernels never compute them.
 The fused path replaces the output layer's projection and the loss only where labels are given
 (training and evaluation). Generation (no labels) still gets megatron-core's logits, for the
 positions it asks for, padding rows included; its sampler never picks them
@@ -23,7 +23,7 @@ from megatron.core.tensor_parallel.mappings import (
     gather_from_sequence_parallel_region,
 )
 
-from kernels.lmhead import VocabShard, fused_linear_cross_entropy
+from qwen_kernels.lmhead import VocabShard, fused_linear_cross_entropy
 
 
 class QwenGPTModel(GPTModel):

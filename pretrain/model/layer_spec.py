@@ -19,7 +19,7 @@ from megatron.core.transformer.spec_utils import ModuleSpec
 from megatron.core.transformer.transformer_block import TransformerBlockSubmodules
 from megatron.core.transformer.transformer_layer import TransformerLayer, TransformerLayerSubmodules
 
-from kernels.selection import use_fused_kernels
+from qwen_kernels.selection import use_fused_kernels
 from pretrain.model.attention import core_attention_class
 from pretrain.model.norm import QwenRMSNorm
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.functions import fused_rmsnorm, fused_rotary, fused_swiglu
+from qwen_kernels.functions import fused_rmsnorm, fused_rotary, fused_swiglu
 
 
 def x_and_weight():
@@ -157,7 +157,7 @@ def test_lmhead_backward_rejects_a_gradient_of_the_wrong_dtype_or_length(ops):
 
 
 def test_fused_linear_cross_entropy_names_mismatched_label_shape():
-    from kernels.lmhead import fused_linear_cross_entropy
+    from qwen_kernels.lmhead import fused_linear_cross_entropy
 
     with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
         fused_linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 8), torch.zeros(5, dtype=torch.long))

@@ -3,7 +3,7 @@
 - ``torch``: megatron-core's and PyTorch's own modules.
 - ``fused``: the fused kernels; compiles them on first use, errors if they cannot serve the device.
 - ``auto``: fused when they are already built (installed ahead of time, or compiled earlier with
-  ``python -m kernels.build``) and built for the device, else torch. ``auto`` never compiles, so
+  ``python -m qwen_kernels.build``) and built for the device, else torch. ``auto`` never compiles, so
   a first run never waits for a compiler.
 """
 
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from kernels import build
+from qwen_kernels import build
 
 MODES = ("auto", "fused", "torch")
 _announced: set[tuple[str, str]] = set()
@@ -53,7 +53,7 @@ def use_fused_kernels(mode: str, device: torch.device | None = None) -> bool:
         return True
     fused = build.is_built() and _serves(device)
     reason = ("built for this device" if fused
-              else "not built for this device yet; `python -m kernels.build` compiles them")
+              else "not built for this device yet; `python -m qwen_kernels.build` compiles them")
     _announce(f"kernels: {'fused' if fused else 'torch'} on {device.type} (model.kernels=auto: fused kernels {reason})",
               (mode, device.type))
     return fused

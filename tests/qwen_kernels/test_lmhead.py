@@ -11,8 +11,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from kernels import reference
-from kernels.lmhead import IGNORE_INDEX, VocabShard, fused_linear_cross_entropy
+from qwen_kernels import reference
+from qwen_kernels.lmhead import IGNORE_INDEX, VocabShard, fused_linear_cross_entropy
 
 pytestmark = pytest.mark.usefixtures("ops")
 

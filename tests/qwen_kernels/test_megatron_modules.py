@@ -7,9 +7,9 @@ import pytest
 import torch
 from megatron.core.transformer.spec_utils import build_module
 
-from kernels import reference, selection
-from kernels.build import KernelBuildError
-from kernels.selection import use_fused_kernels
+from qwen_kernels import reference, selection
+from qwen_kernels.build import KernelBuildError
+from qwen_kernels.selection import use_fused_kernels
 from pretrain.config import ModelConfig, ParallelConfig, fill_from_preset
 from pretrain.model.builder import transformer_config
 from pretrain.model.fused_modules import FusedRMSNorm, FusedRotarySelfAttention, FusedSwiGLUMLP

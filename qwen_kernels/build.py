@@ -1,11 +1,11 @@
 """Building the fused kernels: ahead of time from setup.py, or just in time on first use.
 
-``load()`` returns the compiled extension module. It prefers ``kernels._C`` (built by
+``load()`` returns the compiled extension module. It prefers ``qwen_kernels._C`` (built by
 ``QWEN_BUILD_KERNELS=1 pip install --no-build-isolation -e .``) and otherwise compiles the sources
 with ``torch.utils.cpp_extension.load`` into a cache directory (``$QWEN_KERNELS_CACHE``, default
 ``~/.cache/qwen-pretrain/kernels``) keyed by a digest of the sources, flags, torch version and
 CPU (and, with CUDA, the architectures and the CUDA version), so only the first use on a machine
-pays the compile (about a minute on 2 cores); ``python -m kernels.build`` compiles ahead of that
+pays the compile (about a minute on 2 cores); ``python -m qwen_kernels.build`` compiles ahead of that
 first use. CUDA sources are compiled in only when torch sees a GPU and a CUDA toolkit is installed.
 Ranks that load at once build once: one holds an exclusive lock on the cache folder while it
 compiles (the kernel drops it if that rank dies), the others wait on it and import the result.
@@ -177,7 +177,7 @@ def jit_target() -> JitTarget:
 
 def _aot_module() -> ModuleType | None:
     try:
-        from kernels import _C  # type: ignore[attr-defined]
+        from qwen_kernels import _C  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _C
@@ -284,12 +284,12 @@ def aot_extension():
         # this same setup.py process.
         os.environ[ARCH_LIST_VARIABLE] = cuda_arch_list(DEFAULT_CUDA_ARCH_LIST)
         return CUDAExtension(
-            "kernels._C",
+            "qwen_kernels._C",
             rel(CPU_SOURCES + CUDA_SOURCES),
             extra_compile_args={"cxx": AOT_CXX_FLAGS + [WITH_CUDA_MACRO], "nvcc": CUDA_FLAGS + [WITH_CUDA_MACRO]},
             extra_link_args=["-fopenmp"],
         )
-    return CppExtension("kernels._C", rel(CPU_SOURCES), extra_compile_args=AOT_CXX_FLAGS,
+    return CppExtension("qwen_kernels._C", rel(CPU_SOURCES), extra_compile_args=AOT_CXX_FLAGS,
                         extra_link_args=["-fopenmp"])
 
 

@@ -8,7 +8,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def ops():
-    from kernels.build import load
+    from qwen_kernels.build import load
 
     return load()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import reference
-from kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
+from qwen_kernels import reference
+from qwen_kernels.functions import accumulate_dtype, fused_rmsnorm, fused_rotary, fused_swiglu
 
 TOLERANCES = {
     torch.float64: dict(rtol=1e-10, atol=1e-10),

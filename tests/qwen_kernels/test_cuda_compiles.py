@@ -13,8 +13,8 @@ import subprocess
 import pytest
 from torch.utils.cpp_extension import COMMON_NVCC_FLAGS
 
-from kernels.build import CUDA_FLAGS, CUDA_SOURCES, SOURCE_DIR
-from kernels.compile_check import (CUDA_BUILD_ONLY, CXX17, cxx17_commands, find_cuda_home, torch_header_shim,
+from qwen_kernels.build import CUDA_FLAGS, CUDA_SOURCES, SOURCE_DIR
+from qwen_kernels.compile_check import (CUDA_BUILD_ONLY, CXX17, cxx17_commands, find_cuda_home, torch_header_shim,
                                    write_torch_build)
 
 CUDA_HOME = find_cuda_home()

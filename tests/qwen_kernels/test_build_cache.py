@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from kernels import build
+from qwen_kernels import build
 
 SOURCE = """#include <pybind11/pybind11.h>
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("answer", [] { return 42; }); }

@@ -8,7 +8,7 @@ in a user's ``pip install`` or first GPU run. Two builds, since the sources meet
   torch's extension builder, so its ``-std``, its nvcc defines and its architecture flags (here
   from ``DEFAULT_CUDA_ARCH_LIST``) are the ones checked. Its object files are built, not its link,
   which needs torch's CUDA libraries. The C++-only sources are built with torch's flags by every
-  just-in-time build (``kernels.build.load``); this adds what only the CUDA build compiles.
+  just-in-time build (``qwen_kernels.build.load``); this adds what only the CUDA build compiles.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shutil
 import sysconfig
 from pathlib import Path
 
-from kernels.build import (AOT_CXX_FLAGS, CPU_SOURCES, CUDA_FLAGS, CUDA_SOURCES, DEFAULT_CUDA_ARCH_LIST,
+from qwen_kernels.build import (AOT_CXX_FLAGS, CPU_SOURCES, CUDA_FLAGS, CUDA_SOURCES, DEFAULT_CUDA_ARCH_LIST,
                            SOURCE_DIR, WITH_CUDA_MACRO, arch_list_for_torch, cuda_arch_list)
 
 CXX17 = "-std=c++17"

@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import reference
-from kernels.functions import fused_rotary
+from qwen_kernels import reference
+from qwen_kernels.functions import fused_rotary
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 EPS = torch.finfo(torch.bfloat16).eps

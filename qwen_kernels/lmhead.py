@@ -3,7 +3,7 @@
 ``fused_linear_cross_entropy(hidden, weight, labels)`` equals
 ``F.cross_entropy((hidden @ weight.T)[..., :vocab_size].float(), labels, reduction="none")``:
 the per-token loss in fp32 (fp64 for fp64 inputs), zero where ``labels == ignore_index``. The
-kernels (kernels/csrc/cpu/lmhead.cpp, kernels/csrc/cuda/lmhead.cu) walk the vocabulary in chunks
+kernels (qwen_kernels/csrc/cpu/lmhead.cpp, qwen_kernels/csrc/cuda/lmhead.cu) walk the vocabulary in chunks
 of rows; the forward keeps an online log-sum-exp per token, the backward recomputes each chunk's
 logits for the softmax gradient. Rows of ``weight`` from ``vocab_size`` on are padding: they take
 no part in the softmax and get a zero gradient, so the objective does not depend on how many
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from kernels.build import load
+from qwen_kernels.build import load
 
 IGNORE_INDEX = -100  # F.cross_entropy's default
 

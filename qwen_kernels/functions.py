@@ -1,15 +1,15 @@
-"""Autograd functions over the compiled kernels: the differentiable API of ``kernels``.
+"""Autograd functions over the compiled kernels: the differentiable API of ``qwen_kernels``.
 
 Inputs must be contiguous, on one device, of one floating dtype (float32, float64, bfloat16 or
 float16); anything else raises a RuntimeError from the extension's checks. The first call
-compiles the extension if needed (see kernels/build.py).
+compiles the extension if needed (see qwen_kernels/build.py).
 """
 
 from __future__ import annotations
 
 import torch
 
-from kernels.build import load
+from qwen_kernels.build import load
 
 
 def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
