@@ -87,5 +87,5 @@ python -c 'import qwen_kernels._C' || fail "the fused kernels did not compile in
     fail "installing the project replaced torch $torch_version; pin it in the base image's pip constraints"
 
 # Bytecode now: a read-only container (Singularity, enroot) cannot write it at run time.
-python -m compileall -q pretrain tools kernels
+python -m compileall -q foundation pretrain tools qwen_kernels
 rm -rf build ./*.egg-info "${WHEEL_DIR:-/nonexistent}"

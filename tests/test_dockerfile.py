@@ -96,3 +96,11 @@ def test_dockerignore_keeps_local_state_out_and_sources_in():
                 if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "runs", "tests", "**/__pycache__", "**/*.so"} <= patterns
     assert not patterns & {"setup.py", "pretrain", "qwen_kernels", "tools", "examples", "docker", "*", "**"}
+
+
+def test_bytecode_is_compiled_for_every_package():
+    """A read-only container cannot write bytecode at run time, so install.sh compiles each package."""
+    from tests.test_layers import PACKAGES
+
+    compiled = re.search(r"^python -m compileall -q (.+)$", INSTALL_SCRIPT.read_text(), re.MULTILINE)
+    assert compiled and set(compiled.group(1).split()) == set(PACKAGES), compiled
