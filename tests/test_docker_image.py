@@ -85,17 +85,20 @@ def _copy_sources(destination: Path) -> None:
 
 
 def _wheelhouse(sources: Path) -> Path:
-    """A wheel of every requirement of the image, from the host's pip configuration, cached by the
-    project's requirements. Packages published as source (deepspeed) are built here, once, against
-    this interpreter's torch (the image's), so the image build only unpacks wheels."""
-    key = hashlib.sha256((ROOT / "setup.py").read_bytes() + TORCH.encode()).hexdigest()[:12]
+    """A wheel of every requirement of the image, from the host's pip configuration, at the tested
+    versions (constraints.txt, as `make setup` installs them), cached by the project's requirements.
+    Packages published as source (deepspeed) are built here, once, against this interpreter's torch
+    (the image's), so the image build only unpacks wheels."""
+    requirements = (ROOT / "setup.py").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    key = hashlib.sha256(requirements + TORCH.encode()).hexdigest()[:12]
     wheels = cache_dir() / f"wheels-{key}"
     if wheels.exists():
         return wheels
     partial = cache_dir() / f"wheels-{key}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--wheel-dir",
-                             str(partial), str(sources), TORCH, "setuptools>=64", "wheel", "ninja"],
+                             str(partial), "-c", str(ROOT / "constraints.txt"), str(sources), TORCH,
+                             "setuptools>=64", "wheel", "ninja"],
                             env={**os.environ, "DS_BUILD_OPS": "0"}, stdin=subprocess.DEVNULL, capture_output=True,
                             text=True, timeout=1800)
     if result.returncode != 0:
