@@ -46,7 +46,9 @@ class _DevTools:
     def __init__(self, url: str):
         import websocket
 
-        self.socket = websocket.create_connection(url, timeout=60)
+        # No Origin header: Chromium refuses DevTools connections from an origin it was not told to
+        # allow (--remote-allow-origins), and websocket-client sends one by default.
+        self.socket = websocket.create_connection(url, timeout=60, suppress_origin=True)
         self.ids = itertools.count(1)
         self.events: list[dict] = []
 
