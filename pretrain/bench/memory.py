@@ -93,15 +93,20 @@ def _worker(rank: int, dp: int, port: int, vocab: int, results: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(dp), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     from pretrain.config import load_config
-    from pretrain.parallel.distributed import initialize_distributed
+    from pretrain.parallel.distributed import destroy_distributed, initialize_distributed
 
     measured = {}
-    for stage in STAGES:
-        config = load_config(None, ["model.preset=qwen-tiny", f"model.vocab_size={vocab}", "model.seq_length=32",
-                                    "training.micro_batch_size=1", f"training.global_batch_size={2 * dp}",
-                                    f"parallel.zero_stage={stage}", "optimizer.warmup_steps=0"])
-        initialize_distributed(config.parallel, config.training.seed)
-        measured[stage] = _measure_stage(config)
+    try:
+        for stage in STAGES:
+            config = load_config(None, ["model.preset=qwen-tiny", f"model.vocab_size={vocab}", "model.seq_length=32",
+                                        "training.micro_batch_size=1", f"training.global_batch_size={2 * dp}",
+                                        f"parallel.zero_stage={stage}", "optimizer.warmup_steps=0"])
+            initialize_distributed(config.parallel, config.training.seed)
+            measured[stage] = _measure_stage(config)
+    finally:
+        # Left to interpreter exit, gloo's threads can meet a destructor first: "terminate called
+        # without an active exception" and SIGABRT, seen under load.
+        destroy_distributed()
     torch.save(measured, os.path.join(results, f"rank_{rank}.pt"))
 
 
