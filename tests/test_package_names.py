@@ -12,7 +12,7 @@ import importlib.metadata
 import subprocess
 import sys
 
-from tests.test_layers import PACKAGES
+from tests.test_layers import PACKAGES, REPO
 
 
 def test_no_installed_distribution_shares_a_top_level_name_with_ours():
@@ -26,6 +26,6 @@ def test_transformers_hub_kernels_import_from_the_repository_root():
     root (where ``python -m`` and pytest put it on ``sys.path``) it must find that one."""
     code = ("import transformers.integrations.hub_kernels, importlib.util; "
             "print(importlib.util.find_spec('qwen_kernels').origin)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("qwen_kernels/__init__.py")
