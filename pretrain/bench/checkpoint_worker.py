@@ -51,21 +51,21 @@ def shard_bytes(trainer) -> int:
     return 12 * elements // parallel_state.get_data_parallel_world_size()
 
 
-def _measured(operation) -> dict:
+def _measured(operation) -> tuple[dict, object]:
+    """(its seconds and peak memory above the start, what it returned) of ``operation()``."""
     torch.distributed.barrier()
     start = time.perf_counter()
     with PeakMemory() as memory:
-        operation()
+        result = operation()
         seconds = time.perf_counter() - start  # not the sampler's last reading
-    return {"seconds": seconds, "memory": memory.above_start}
+    return {"seconds": seconds, "memory": memory.above_start}, result
 
 
 def _timed(function, record: dict, name: str):
     """``function``, recording its time and memory under ``record[name]`` at each call."""
     def wrapper(*args, **kwargs):
-        results = []
-        record[name] = _measured(lambda: results.append(function(*args, **kwargs)))
-        return results[0]
+        record[name], result = _measured(lambda: function(*args, **kwargs))
+        return result
     return wrapper
 
 
@@ -116,7 +116,7 @@ def _save(trainer, spec: dict) -> dict:
     """Each kind of save twice: the first of a run also plans the save (and checks the sharding
     across ranks), later ones reuse the plan; the figures reported are the second's."""
     figures = {"step_seconds": _one_step(trainer), "shard_bytes": shard_bytes(trainer)}
-    figures["sync"] = [_measured(trainer.save) for _ in range(2)]
+    figures["sync"] = [_measured(trainer.save)[0] for _ in range(2)]
     if spec.get("async_dir"):
         from dataclasses import replace
 
