@@ -37,11 +37,13 @@ def run_overrides(corpus_prefixes: list[str], run_dir: Path, steps: int, *extra:
     ]
 
 
-def start_training(overrides: list[str], **popen_kwargs) -> subprocess.Popen:
+def start_training(overrides: list[str], entry: tuple[str, ...] = ("-m", "pretrain.cli.train"),
+                   **popen_kwargs) -> subprocess.Popen:
+    """qwen-train as a plain process; ``entry`` replaces ``-m pretrain.cli.train`` (a test's wrapper)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS"):
         env.pop(name, None)
-    return subprocess.Popen([sys.executable, "-m", "pretrain.cli.train", *overrides], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, *entry, *overrides], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kwargs)
 
 

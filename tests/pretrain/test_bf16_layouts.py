@@ -64,10 +64,13 @@ def test_bf16_sigkill_then_resume_reproduces_the_uninterrupted_losses(bf16_refer
     checkpoints = copy_checkpoint(bf16_reference / "ckpt", "step_00000002", tmp_path / "ckpt")
     overrides = parity_overrides(small_vocab_prefix, tmp_path, STEPS, f"checkpoint.dir={checkpoints}", BF16,
                                  "checkpoint.save_interval=2")
-    process = start_training(overrides)
+    # Stands still before step 6, step 4's checkpoint complete: polling alone lost the race to a
+    # fast machine, which saved step 6 and exited between two polls.
+    process = start_training(overrides, entry=("-m", "tests.support.train_then_hang", "5"))
     wait_for(lambda: latest_tag(checkpoints) == "step_00000004", process)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert process.wait() == -signal.SIGKILL
+    assert not any(checkpoints.glob("*step_00000006"))
     resumed = run_processes(1, overrides)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert "at step 4" in resumed.stderr and "resharded to" not in resumed.stderr
