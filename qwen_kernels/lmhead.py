@@ -15,10 +15,16 @@ per-rank maxima, label logits and sums of exponentials are combined with the thr
 megatron-core's ``vocab_parallel_cross_entropy`` (MAX, SUM, SUM). The hidden states' gradient this
 op returns is the rank's partial sum; the caller reduces it across the group the way the output
 layer does (``copy_to_tensor_model_parallel_region`` or the sequence-parallel gather).
+
+bf16/fp16 GEMMs: the CUDA kernels run them in the input dtype with fp32 accumulation. On CPU the
+kernel does so where the CPU has instructions for that dtype (:func:`cpu_multiplies_natively`:
+AMX or AVX512-BF16), rounding each chunk's logits and softmax gradient to it as eager PyTorch
+does; elsewhere torch's bf16 GEMM is a slow fallback, and the kernel widens the inputs to fp32.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +33,16 @@ import torch.distributed as dist
 from qwen_kernels.build import load
 
 IGNORE_INDEX = -100  # F.cross_entropy's default
+
+
+@functools.cache
+def cpu_multiplies_natively(dtype: torch.dtype) -> bool:
+    """Whether this CPU has matrix instructions for ``dtype`` (bf16: AMX or AVX512-BF16; fp16:
+    AMX-FP16), so that oneDNN's GEMMs in it beat fp32 ones. torch's probes are private; a torch
+    without them counts as no."""
+    probes = {torch.bfloat16: ("_is_amx_tile_supported", "_is_avx512_bf16_supported"),
+              torch.float16: ("_is_amx_fp16_supported",)}.get(dtype, ())
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 @dataclass(frozen=True)
@@ -61,13 +77,13 @@ def _combine_shards(shard_max: torch.Tensor, shard_sum: torch.Tensor, label_logi
 class LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, shard: VocabShard,
-                ignore_index: int) -> torch.Tensor:
+                ignore_index: int, input_dtype_gemm: bool) -> torch.Tensor:
         shard_max, shard_sum, label_logit = load().lmhead_forward(
-            hidden, weight, labels, shard.start, shard.valid_rows, shard.vocab_size, ignore_index)
+            hidden, weight, labels, shard.start, shard.valid_rows, shard.vocab_size, ignore_index, input_dtype_gemm)
         lse = _combine_shards(shard_max, shard_sum, label_logit, shard.group)
         ignored = labels == ignore_index
         ctx.save_for_backward(hidden, weight, labels, lse, ignored)
-        ctx.shard = shard
+        ctx.shard, ctx.input_dtype_gemm = shard, input_dtype_gemm
         return (lse - label_logit).masked_fill_(ignored, 0.0)
 
     @staticmethod
@@ -76,18 +92,20 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         shard = ctx.shard
         grad = grad_loss.to(lse.dtype).masked_fill(ignored, 0.0).contiguous()
         dhidden, dweight = load().lmhead_backward(grad, hidden, weight, labels, lse, shard.start, shard.valid_rows,
-                                                  shard.vocab_size)
-        return dhidden, dweight, None, None, None
+                                                  shard.vocab_size, ctx.input_dtype_gemm)
+        return dhidden, dweight, None, None, None, None
 
 
 def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
                                vocab_size: int | None = None, shard: VocabShard | None = None,
-                               ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+                               ignore_index: int = IGNORE_INDEX, input_dtype_gemm: bool | None = None) -> torch.Tensor:
     """Per-token cross-entropy of ``hidden [..., H] @ weight [rows, H].T`` against ``labels [...]``.
 
     ``vocab_size`` (default: all rows) is the real vocabulary, for an unsharded weight; a sharded
     one passes ``shard`` instead. Inputs must be contiguous, hidden and weight of one floating
     dtype, labels int64 in ``[0, vocab_size)`` or ``ignore_index``; anything else raises.
+    ``input_dtype_gemm`` (CPU, bf16/fp16) picks the GEMMs' dtype; by default the input dtype where
+    the CPU multiplies it natively, else fp32.
     """
     if shard is None:
         shard = VocabShard(0, weight.shape[0] if vocab_size is None else vocab_size,
@@ -99,5 +117,7 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, label
     # its check names the problem.
     flat_hidden = hidden.view(-1, hidden.shape[-1]) if hidden.is_contiguous() and hidden.dim() > 0 else hidden
     flat_labels = labels.view(-1) if labels.is_contiguous() else labels
-    loss = LinearCrossEntropyFunction.apply(flat_hidden, weight, flat_labels, shard, ignore_index)
+    if input_dtype_gemm is None:
+        input_dtype_gemm = cpu_multiplies_natively(hidden.dtype)
+    loss = LinearCrossEntropyFunction.apply(flat_hidden, weight, flat_labels, shard, ignore_index, input_dtype_gemm)
     return loss.view(labels.shape)

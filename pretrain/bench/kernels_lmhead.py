@@ -7,7 +7,8 @@ At Qwen-7B shapes by default (2048 tokens, hidden 4096, 151,936 rows): the fused
 ``vocab_parallel_cross_entropy`` on the same logits (one tensor-parallel rank), and Liger-Kernel's
 ``LigerFusedLinearCrossEntropyFunction`` where it is installed (it needs a GPU). Every
 implementation computes the same mean loss over all rows and its gradients with respect to hidden
-states and weight.
+states and weight. With bf16/fp16 on CPU the fused op runs twice, with its GEMMs in that dtype
+and widened to fp32 (its default is the first where the CPU multiplies the dtype natively).
 
 Peak memory is that of one forward+backward above what was allocated before it, for every
 implementation through the same allocator, reported with the gradients it returns (d hidden and
@@ -29,19 +30,31 @@ from typing import Callable
 import torch
 
 from qwen_kernels import reference
-from qwen_kernels.lmhead import fused_linear_cross_entropy
+from qwen_kernels.lmhead import cpu_multiplies_natively, fused_linear_cross_entropy
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (hidden, weight, labels) -> mean
 
 
-def implementations(device: torch.device, compile_eager: bool) -> dict[str, Loss]:
+def fused_variants(device: torch.device, dtype: torch.dtype) -> dict[str, Loss]:
+    """The fused op; on CPU in bf16/fp16 once per GEMM dtype, its default on this CPU first."""
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
+    if device.type != "cpu" or name is None:
+        return {"fused": lambda h, w, y: fused_linear_cross_entropy(h, w, y).mean()}
+    variants = {f"fused, GEMMs in {name}": True, "fused, GEMMs in fp32": False}
+    order = sorted(variants, key=lambda label: variants[label] != cpu_multiplies_natively(dtype))
+    return {f"{label}{' (default here)' if index == 0 else ''}": (
+        lambda h, w, y, native=variants[label]: fused_linear_cross_entropy(h, w, y, input_dtype_gemm=native).mean())
+        for index, label in enumerate(order)}
+
+
+def implementations(device: torch.device, dtype: torch.dtype, compile_eager: bool) -> dict[str, Loss]:
     from megatron.core.tensor_parallel import vocab_parallel_cross_entropy
 
     def eager(h, w, y):
         return reference.linear_cross_entropy(h, w, y).mean()
 
     found: dict[str, Loss] = {
-        "fused": lambda h, w, y: fused_linear_cross_entropy(h, w, y).mean(),
+        **fused_variants(device, dtype),
         "eager": eager,
         "megatron-core vocab_parallel_cross_entropy": lambda h, w, y: vocab_parallel_cross_entropy(
             torch.nn.functional.linear(h, w).float(), y).mean(),
@@ -96,7 +109,7 @@ def lmhead_comparison(args: argparse.Namespace, device: torch.device, dtype: tor
     weight = (torch.randn(args.vocab, args.hidden, generator=generator) * 0.02).to(device=device, dtype=dtype)
     labels = torch.randint(0, args.vocab, (args.tokens,), generator=generator).to(device)
     leaves = (hidden.requires_grad_(), weight.requires_grad_())
-    impls = implementations(device, not args.no_compile)
+    impls = implementations(device, dtype, not args.no_compile)
     memory = PeakMemory(device)
     times: dict[str, list[float]] = {name: [] for name in impls}
     peaks: dict[str, int] = dict.fromkeys(impls, 0)
@@ -124,8 +137,14 @@ def lmhead_comparison(args: argparse.Namespace, device: torch.device, dtype: tor
     for name in impls:
         seconds, working = statistics.median(times[name]), peaks[name] - gradient_bytes
         print(f"| {name} | {seconds * 1e3:,.0f} | {eager_time / seconds:.2f}x | {peaks[name] / 2**20:,.0f} | "
-              f"{peaks[name] / eager_peak:.0%} | {working / 2**20:,.0f} | "
-              f"{working / (eager_peak - gradient_bytes):.0%} |", flush=True)
+              f"{share(peaks[name], eager_peak)} | {working / 2**20:,.0f} | "
+              f"{share(working, eager_peak - gradient_bytes)} |", flush=True)
+
+
+def share(part: int, whole: int) -> str:
+    """``part`` as a percentage of ``whole``; at toy sizes eager's peak can stay within memory the
+    process already held, leaving nothing to compare with."""
+    return f"{part / whole:.0%}" if whole > 0 else "n/a"
 
 
 def synchronize(device: torch.device) -> None:

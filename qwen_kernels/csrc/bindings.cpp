@@ -160,16 +160,20 @@ void check_labels_in_vocab(const at::Tensor& labels, int64_t vocab_size, int64_t
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lmhead_forward(const at::Tensor& hidden, const at::Tensor& weight,
                                                               const at::Tensor& labels, int64_t vocab_start,
                                                               int64_t valid_rows, int64_t vocab_size,
-                                                              int64_t ignore_index) {
+                                                              int64_t ignore_index, bool input_dtype_gemm) {
   check_lmhead_inputs(hidden, weight, labels, vocab_start, valid_rows, vocab_size);
   check_labels_in_vocab(labels, vocab_size, ignore_index);
-  return QWEN_DISPATCH(hidden, lmhead_forward, hidden, weight, labels, vocab_start, valid_rows);
+  // The CUDA kernels always run their GEMMs in the input dtype; on CPU the caller chooses.
+#ifdef QWEN_KERNELS_WITH_CUDA
+  if (hidden.is_cuda()) return lmhead_forward_cuda(hidden, weight, labels, vocab_start, valid_rows);
+#endif
+  return lmhead_forward_cpu(hidden, weight, labels, vocab_start, valid_rows, input_dtype_gemm);
 }
 
 std::tuple<at::Tensor, at::Tensor> lmhead_backward(const at::Tensor& grad_loss, const at::Tensor& hidden,
                                                    const at::Tensor& weight, const at::Tensor& labels,
                                                    const at::Tensor& lse, int64_t vocab_start, int64_t valid_rows,
-                                                   int64_t vocab_size) {
+                                                   int64_t vocab_size, bool input_dtype_gemm) {
   check_lmhead_inputs(hidden, weight, labels, vocab_start, valid_rows, vocab_size);
   for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{grad_loss, "grad_loss"}, {lse, "lse"}}) {
     check_input(t, name);
@@ -179,7 +183,10 @@ std::tuple<at::Tensor, at::Tensor> lmhead_backward(const at::Tensor& grad_loss, 
     TORCH_CHECK(t.dim() == 1 && t.size(0) == hidden.size(0), name, " must be [", hidden.size(0), "], got ",
                 t.sizes());
   }
-  return QWEN_DISPATCH(hidden, lmhead_backward, grad_loss, hidden, weight, labels, lse, vocab_start, valid_rows);
+#ifdef QWEN_KERNELS_WITH_CUDA
+  if (hidden.is_cuda()) return lmhead_backward_cuda(grad_loss, hidden, weight, labels, lse, vocab_start, valid_rows);
+#endif
+  return lmhead_backward_cpu(grad_loss, hidden, weight, labels, lse, vocab_start, valid_rows, input_dtype_gemm);
 }
 
 bool built_with_cuda() {
@@ -214,9 +221,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lmhead_forward", &qk::lmhead_forward,
         "output layer + cross-entropy over a vocabulary shard -> (max, sum exp(logit - max), label logit)",
         py::arg("hidden"), py::arg("weight"), py::arg("labels"), py::arg("vocab_start"), py::arg("valid_rows"),
-        py::arg("vocab_size"), py::arg("ignore_index"), release_gil());
+        py::arg("vocab_size"), py::arg("ignore_index"), py::arg("input_dtype_gemm") = false, release_gil());
   m.def("lmhead_backward", &qk::lmhead_backward, "(d hidden, d weight) of lmhead_forward's loss",
         py::arg("grad_loss"), py::arg("hidden"), py::arg("weight"), py::arg("labels"), py::arg("lse"),
-        py::arg("vocab_start"), py::arg("valid_rows"), py::arg("vocab_size"), release_gil());
+        py::arg("vocab_start"), py::arg("valid_rows"), py::arg("vocab_size"), py::arg("input_dtype_gemm") = false,
+        release_gil());
   m.def("built_with_cuda", &qk::built_with_cuda, "whether the CUDA kernels were compiled in");
 }

@@ -36,11 +36,11 @@ at::Tensor rotary_backward_cpu(const at::Tensor& dout, const at::Tensor& freqs);
 // (both in the accumulate dtype) and returns (d hidden, d weight); padding rows get zero.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lmhead_forward_cpu(const at::Tensor& hidden, const at::Tensor& weight,
                                                                   const at::Tensor& labels, int64_t vocab_start,
-                                                                  int64_t valid_rows);
+                                                                  int64_t valid_rows, bool input_dtype_gemm);
 std::tuple<at::Tensor, at::Tensor> lmhead_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& hidden,
                                                        const at::Tensor& weight, const at::Tensor& labels,
                                                        const at::Tensor& lse, int64_t vocab_start,
-                                                       int64_t valid_rows);
+                                                       int64_t valid_rows, bool input_dtype_gemm);
 
 #ifdef QWEN_KERNELS_WITH_CUDA
 std::tuple<at::Tensor, at::Tensor> rmsnorm_forward_cuda(const at::Tensor& x, const at::Tensor& weight,

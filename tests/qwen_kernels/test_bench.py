@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 
 from foundation.dispatch import run_subcommand
 from pretrain.cli.bench import COMMANDS
@@ -43,6 +44,23 @@ def test_qwen_bench_kernels_lmhead_compares_time_and_memory_with_eager_and_megat
             "--no-compile", "--model-preset", "none", "--dtype", "fp32"]
     assert run_subcommand("qwen-bench", "", COMMANDS, argv) == 0
     out = capsys.readouterr().out
-    rows = dict(re.findall(r"^\| ([^|]+?) \| ([\d,]+) \| [\d.]+x \| [\d,]+ \| \d+% \|", out, re.M))
+    rows = dict(re.findall(r"^\| ([^|]+?) \| ([\d,]+) \| [\d.]+x \| [\d,]+ \| (?:\d+%|n/a) \|", out, re.M))
     assert {"fused", "eager", "megatron-core vocab_parallel_cross_entropy"} <= rows.keys()
     assert "16 tokens x hidden 32 x 300 rows" in out
+
+
+@pytest.mark.usefixtures("ops")
+def test_qwen_bench_kernels_lmhead_in_bf16_on_cpu_times_both_gemm_dtypes_and_names_the_default(capsys, monkeypatch):
+    import os
+
+    from qwen_kernels.lmhead import cpu_multiplies_natively
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    argv = ["kernels", "--ops", "lmhead", "--tokens", "16", "--hidden", "32", "--vocab", "300", "--repeats", "1",
+            "--no-compile", "--model-preset", "none", "--dtype", "bf16", "--device", "cpu"]
+    assert run_subcommand("qwen-bench", "", COMMANDS, argv) == 0
+    fused = re.findall(r"^\| (fused[^|]*?) \| [\d,]+ \|", capsys.readouterr().out, re.M)
+    default = "bf16" if cpu_multiplies_natively(torch.bfloat16) else "fp32"
+    assert fused[0] == f"fused, GEMMs in {default} (default here)"
+    assert sorted(fused[1:] + [fused[0].removesuffix(" (default here)")]) == \
+        ["fused, GEMMs in bf16", "fused, GEMMs in fp32"]

@@ -4,6 +4,7 @@ and across a 2-rank tensor-parallel split of the vocabulary (gloo)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -36,8 +37,8 @@ def loss_and_grads(fn, h, w, labels, vocab_size, grad_seed=1):
     return loss.detach(), h.grad, w.grad
 
 
-def assert_matches_float64(h, w, labels, vocab_size, rtol, atol):
-    fused = loss_and_grads(fused_linear_cross_entropy, h, w, labels, vocab_size)
+def assert_matches_float64(h, w, labels, vocab_size, rtol, atol, fused_op=fused_linear_cross_entropy):
+    fused = loss_and_grads(fused_op, h, w, labels, vocab_size)
     exact = loss_and_grads(reference.linear_cross_entropy, h.double(), w.double(), labels, vocab_size)
     for name, got, want in zip(("loss", "d hidden", "d weight"), fused, exact):
         scale = want.abs().max().item()
@@ -86,12 +87,16 @@ def test_gradcheck_in_float64():
                                     (h.requires_grad_(), w.requires_grad_()))
 
 
+@pytest.mark.parametrize("input_dtype_gemm", [True, False], ids=["bf16-gemms", "fp32-gemms"])
 @pytest.mark.parametrize("shape", [(130, 64, 1000, 999), (37, 16, QWEN_ROWS, QWEN_VOCAB)],
                          ids=["awkward", "real-vocabulary"])
-def test_bf16_is_within_bf16_rounding_of_the_float64_reference(shape):
-    # The kernels accumulate in fp32; the gradients are returned in bf16 (8 mantissa bits).
+def test_bf16_is_within_bf16_rounding_of_the_float64_reference(shape, input_dtype_gemm):
+    # Both GEMM routes, whichever this CPU defaults to. The kernels accumulate in fp32; the
+    # gradients are returned in bf16 (8 mantissa bits), and with bf16 GEMMs the logits and the
+    # softmax gradient are rounded to bf16 as eager PyTorch rounds them.
     h, w, labels = problem(*shape, dtype=torch.bfloat16)
-    loss, *_ = assert_matches_float64(h, w, labels, shape[3], rtol=1e-2, atol=1e-2)
+    fused_op = functools.partial(fused_linear_cross_entropy, input_dtype_gemm=input_dtype_gemm)
+    loss, *_ = assert_matches_float64(h, w, labels, shape[3], rtol=1e-2, atol=1e-2, fused_op=fused_op)
     assert loss.dtype == torch.float32
 
 

@@ -3,8 +3,14 @@
 // through at::mm_out) into a reused buffer, and the rows of that buffer are reduced by threads
 // over token ranges: an online log-sum-exp in the forward, the softmax gradient in the backward,
 // which then feeds two more GEMMs (d hidden += dlogits W_chunk, d W_chunk = dlogits^T hidden).
-// bf16/fp16 inputs are widened to fp32 chunk by chunk (exact: a bf16 product is exact in fp32),
-// so the GEMMs run at fp32 BLAS speed and accumulate in fp32.
+// bf16/fp16 inputs take one of two routes, chosen by the caller (qwen_kernels/lmhead.py):
+// - widened to fp32 chunk by chunk (exact: a bf16 product is exact in fp32), so the GEMMs run at
+//   fp32 BLAS speed and accumulate in fp32: the fast route on CPUs without bf16 instructions,
+//   where torch's bf16 GEMM is a slow fallback;
+// - GEMMs in the input dtype (oneDNN, accumulating in fp32), on CPUs with native instructions for
+//   it (AMX, AVX512-BF16), where they run several times faster than fp32 ones. As in eager
+//   PyTorch, each chunk's logits are rounded to the input dtype (then widened for the softmax)
+//   and so is the softmax gradient before the two backward GEMMs; the CUDA kernels do the same.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -88,32 +94,46 @@ int64_t vocab_chunk_rows(int64_t tokens, int64_t hidden) {
 }
 
 struct Buffers {
-  at::Tensor hidden;   // hidden states in the compute dtype
-  at::Tensor logits;   // [tokens x chunk] flat
-  at::Tensor weights;  // [chunk x hidden] widened weight rows (unused for fp32/fp64 weights)
+  at::Tensor hidden;         // the hidden states the GEMMs read: widened, or as given
+  at::Tensor logits;         // [tokens x chunk] flat, in the compute dtype
+  at::Tensor weights;        // [chunk x hidden] widened weight rows (widening bf16/fp16 weights only)
+  at::Tensor input_logits;   // [tokens x chunk] flat in the input dtype (input-dtype GEMMs only)
   int64_t chunk;
 };
 
-Buffers make_buffers(const at::Tensor& hidden, const at::Tensor& weight) {
+Buffers make_buffers(const at::Tensor& hidden, const at::Tensor& weight, bool input_dtype_gemm) {
   const int64_t tokens = hidden.size(0), width = hidden.size(1);
   const at::ScalarType compute = compute_dtype(hidden);
   const auto options = hidden.options().dtype(compute);
+  const bool widen = hidden.scalar_type() != compute && !input_dtype_gemm;
   Buffers b;
   b.chunk = vocab_chunk_rows(tokens, width);
-  at::Tensor hidden_buffer = hidden.scalar_type() == compute ? hidden : at::empty({tokens, width}, options);
-  b.hidden = in_compute(hidden, hidden_buffer);
+  b.hidden = widen ? hidden.to(compute) : hidden;
   b.logits = at::empty({tokens * b.chunk}, options);
-  b.weights = weight.scalar_type() == compute ? at::Tensor() : at::empty({b.chunk, width}, options);
+  b.weights = widen ? at::empty({b.chunk, width}, options) : at::Tensor();
+  b.input_logits = hidden.scalar_type() != compute && input_dtype_gemm ? at::empty({tokens * b.chunk}, hidden.options())
+                                                                       : at::Tensor();
   return b;
 }
 
-// One chunk of `rows` vocabulary rows from `first`: its weights in the compute dtype and its
-// logits [tokens x rows] = hidden W_chunk^T, in the logits buffer.
+at::Tensor flat_view(const at::Tensor& buffer, int64_t tokens, int64_t rows) {
+  return buffer.narrow(0, 0, tokens * rows).view({tokens, rows});
+}
+
+// One chunk of `rows` vocabulary rows from `first`: its weights as the GEMMs read them and its
+// logits [tokens x rows] = hidden W_chunk^T, in the compute dtype in the logits buffer.
 std::pair<at::Tensor, at::Tensor> chunk_logits(Buffers& b, const at::Tensor& weight, int64_t first, int64_t rows) {
   at::Tensor w = weight.narrow(0, first, rows);
   if (b.weights.defined()) w = in_compute(w, b.weights);
-  at::Tensor logits = b.logits.narrow(0, 0, b.hidden.size(0) * rows).view({b.hidden.size(0), rows});
-  at::mm_out(logits, b.hidden, w.t());
+  const int64_t tokens = b.hidden.size(0);
+  at::Tensor logits = flat_view(b.logits, tokens, rows);
+  if (b.input_logits.defined()) {
+    at::Tensor rounded = flat_view(b.input_logits, tokens, rows);
+    at::mm_out(rounded, b.hidden, w.t());
+    logits.copy_(rounded);
+  } else {
+    at::mm_out(logits, b.hidden, w.t());
+  }
   return {w, logits};
 }
 
@@ -121,14 +141,14 @@ std::pair<at::Tensor, at::Tensor> chunk_logits(Buffers& b, const at::Tensor& wei
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lmhead_forward_cpu(const at::Tensor& hidden, const at::Tensor& weight,
                                                                   const at::Tensor& labels, int64_t vocab_start,
-                                                                  int64_t valid_rows) {
+                                                                  int64_t valid_rows, bool input_dtype_gemm) {
   const int64_t tokens = hidden.size(0);
   const auto options = hidden.options().dtype(compute_dtype(hidden));
   at::Tensor running_max = at::full({tokens}, -std::numeric_limits<double>::infinity(), options);
   at::Tensor running_sum = at::zeros({tokens}, options);
   at::Tensor target = at::zeros({tokens}, options);
   if (tokens == 0) return {running_max, running_sum, target};
-  Buffers b = make_buffers(hidden, weight);
+  Buffers b = make_buffers(hidden, weight, input_dtype_gemm);
   for (int64_t first = 0; first < valid_rows; first += b.chunk) {
     const int64_t rows = std::min(b.chunk, valid_rows - first);
     at::Tensor logits = chunk_logits(b, weight, first, rows).second;
@@ -144,13 +164,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lmhead_forward_cpu(const at::Tens
 std::tuple<at::Tensor, at::Tensor> lmhead_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& hidden,
                                                        const at::Tensor& weight, const at::Tensor& labels,
                                                        const at::Tensor& lse, int64_t vocab_start,
-                                                       int64_t valid_rows) {
+                                                       int64_t valid_rows, bool input_dtype_gemm) {
   const int64_t tokens = hidden.size(0);
   // Padding rows (from valid_rows on) take no part in the softmax: their gradient stays zero.
   at::Tensor dweight = at::zeros_like(weight);
   at::Tensor dhidden = at::zeros(hidden.sizes(), hidden.options().dtype(compute_dtype(hidden)));
   if (tokens == 0) return {dhidden.to(hidden.scalar_type()), dweight};
-  Buffers b = make_buffers(hidden, weight);
+  Buffers b = make_buffers(hidden, weight, input_dtype_gemm);
+  // d hidden of one chunk in the input dtype before it is added to dhidden (input-dtype GEMMs only).
+  at::Tensor dhidden_part = b.input_logits.defined() ? at::empty_like(hidden) : at::Tensor();
   // Widened d W rows of one chunk before they are rounded into dweight (bf16/fp16 weights only).
   at::Tensor dweight_buffer = b.weights.defined() ? at::empty_like(b.weights) : at::Tensor();
   for (int64_t first = 0; first < valid_rows; first += b.chunk) {
@@ -161,13 +183,20 @@ std::tuple<at::Tensor, at::Tensor> lmhead_backward_cpu(const at::Tensor& grad_lo
                                  vocab_start + first, lse.const_data_ptr<scalar_t>(),
                                  grad_loss.const_data_ptr<scalar_t>());
     });
-    dhidden.addmm_(dlogits, w);
     at::Tensor dweight_rows = dweight.narrow(0, first, rows);
-    if (dweight_buffer.defined()) {
+    if (dhidden_part.defined()) {
+      at::Tensor rounded = flat_view(b.input_logits, tokens, rows);
+      rounded.copy_(dlogits);
+      at::mm_out(dhidden_part, rounded, w);
+      dhidden.add_(dhidden_part);
+      at::mm_out(dweight_rows, rounded.t(), b.hidden);
+    } else if (dweight_buffer.defined()) {
+      dhidden.addmm_(dlogits, w);
       at::Tensor widened = dweight_buffer.narrow(0, 0, rows);
       at::mm_out(widened, dlogits.t(), b.hidden);
       dweight_rows.copy_(widened);
     } else {
+      dhidden.addmm_(dlogits, w);
       at::mm_out(dweight_rows, dlogits.t(), b.hidden);
     }
   }
