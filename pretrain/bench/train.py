@@ -3,7 +3,7 @@
 Both models have the same Qwen dimensions, the same AdamW (torch, same groups, clipping 1.0) and
 the same random token batches. Steps alternate between the two so machine load hits them alike.
 Ours is the real path of ``qwen-train``: megatron-core GPTModel with the Qwen spec in a DeepSpeed
-engine (ZeRO-0).
+engine (ZeRO-0; in bf16 DeepSpeed's BF16_Optimizer, which keeps fp32 gradients and clips them).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
     from pretrain.model.builder import build_model
     from pretrain.parallel.distributed import initialize_distributed
-    from pretrain.training.engine import build_engine, clip_and_measure
+    from pretrain.training.engine import build_engine, clip_and_measure, deepspeed_reports_grad_norm
     from pretrain.training.metrics import device_peak_tflops, flops_per_token, model_flops_utilization
     from pretrain.training.optimizer import build_optimizer
 
@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     def ours_step(tokens, positions):
         loss = engine(tokens, positions, None, labels=tokens).float().mean()
         engine.backward(loss)
-        clip_and_measure(engine, config.optimizer.clip_grad)
+        if not deepspeed_reports_grad_norm(config):  # as the training loop: else DeepSpeed clips in step()
+            clip_and_measure(engine, config.optimizer.clip_grad)
         engine.step()
 
     def hf_step(tokens, positions):
