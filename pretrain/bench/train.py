@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"| {label} | {parameters[name]:,} | {statistics.median(times[name]):.3f} | {rate[name]:,.0f} | "
               f"{rate[name] / rate['hf']:.2f}x |")
     flops = flops_per_token(config.model)
-    peak, peak_source = device_peak_tflops(None)
+    peak, peak_source = device_peak_tflops(None, args.precision)
     mfu = {name: {"causal": model_flops_utilization(rate[name], flops.causal, peak, 1),
                   "palm": model_flops_utilization(rate[name], flops.palm, peak, 1)} for name in rate}
     print(f"\nMFU against {peak:.3g} TFLOP/s ({peak_source}): ours {100 * mfu['ours']['causal']:.1f}% "

@@ -55,7 +55,7 @@ class Trainer:
             self.model, self.state = parallelize(config, self.store, self.log.info)
         self.accumulation = config.training.global_batch_size // (config.training.micro_batch_size * self.dp_size)
         self.train_batches = None  # the prefetching iterator, from the data position on (run())
-        self.peak_tflops, self.peak_source = device_peak_tflops(config.logging.peak_tflops)
+        self.peak_tflops, self.peak_source = device_peak_tflops(config.logging.peak_tflops, config.training.precision)
         self.flops_per_token = flops_per_token(config.model)
 
     def _build_data(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from pretrain.config import load_config
 from pretrain.training.metrics import flops_per_token, gpu_peak_tflops, model_flops_utilization
@@ -34,3 +35,17 @@ def test_unknown_gpu_has_no_peak_and_mfu_is_nan_without_one():
     assert gpu_peak_tflops("NVIDIA GeForce RTX 4090") is None
     assert math.isnan(model_flops_utilization(1e4, 4e10, 0.0, 8))
     assert model_flops_utilization(10_000, 44.2e9, 989.0, 1) == pytest.approx(0.4469, abs=1e-4)
+
+
+
+def test_the_cpu_peak_is_measured_in_the_runs_precision(monkeypatch):
+    from pretrain.training import metrics
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    measured = []
+    real = metrics.measured_cpu_peak_tflops
+    monkeypatch.setattr(metrics, "measured_cpu_peak_tflops",
+                        lambda dtype: measured.append(dtype) or real(dtype, size=256, repeats=1))
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        peak, source = metrics.device_peak_tflops(None, precision)
+        assert peak > 0 and source == f"measured CPU {precision} matmul" and measured[-1] == dtype
