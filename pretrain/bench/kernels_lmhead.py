@@ -40,11 +40,15 @@ def fused_variants(device: torch.device, dtype: torch.dtype) -> dict[str, Loss]:
     name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
     if device.type != "cpu" or name is None:
         return {"fused": lambda h, w, y: fused_linear_cross_entropy(h, w, y).mean()}
-    variants = {f"fused, GEMMs in {name}": True, "fused, GEMMs in fp32": False}
-    order = sorted(variants, key=lambda label: variants[label] != cpu_multiplies_natively(dtype))
-    return {f"{label}{' (default here)' if index == 0 else ''}": (
-        lambda h, w, y, native=variants[label]: fused_linear_cross_entropy(h, w, y, input_dtype_gemm=native).mean())
-        for index, label in enumerate(order)}
+
+    def fused(input_dtype_gemm: bool) -> Loss:
+        return lambda h, w, y: fused_linear_cross_entropy(h, w, y, input_dtype_gemm=input_dtype_gemm).mean()
+
+    routes = [(f"fused, GEMMs in {name}", True), ("fused, GEMMs in fp32", False)]
+    if not cpu_multiplies_natively(dtype):
+        routes.reverse()
+    (default_label, default_route), (other_label, other_route) = routes
+    return {f"{default_label} (default here)": fused(default_route), other_label: fused(other_route)}
 
 
 def implementations(device: torch.device, dtype: torch.dtype, compile_eager: bool) -> dict[str, Loss]:

@@ -24,6 +24,3 @@ COMMANDS = {
 def main() -> None:
     sys.exit(run_subcommand("qwen-bench", __doc__, COMMANDS))
 
-
-if __name__ == "__main__":
-    main()

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ def test_qwen_bench_train_reports_both_models_in_each_precision(precision, tmp_p
     figures = tmp_path / "train.json"
     env = {key: value for key, value in os.environ.items()
            if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    done = subprocess.run([sys.executable, "-m", "pretrain.cli.bench", "train", "--preset", "qwen-tiny",
+    done = subprocess.run([str(Path(sys.executable).parent / "qwen-bench"), "train", "--preset", "qwen-tiny",
                            "--seq-length", "32", "--micro-batch", "1", "--warmup", "1", "--steps", "1",
                            "--precision", precision, "--json", str(figures)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

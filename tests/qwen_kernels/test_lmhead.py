@@ -87,14 +87,15 @@ def test_gradcheck_in_float64():
                                     (h.requires_grad_(), w.requires_grad_()))
 
 
-@pytest.mark.parametrize("input_dtype_gemm", [True, False], ids=["bf16-gemms", "fp32-gemms"])
+@pytest.mark.parametrize("input_dtype_gemm", [True, False], ids=["input-dtype-gemms", "fp32-gemms"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("shape", [(130, 64, 1000, 999), (37, 16, QWEN_ROWS, QWEN_VOCAB)],
                          ids=["awkward", "real-vocabulary"])
-def test_bf16_is_within_bf16_rounding_of_the_float64_reference(shape, input_dtype_gemm):
-    # Both GEMM routes, whichever this CPU defaults to. The kernels accumulate in fp32; the
-    # gradients are returned in bf16 (8 mantissa bits), and with bf16 GEMMs the logits and the
-    # softmax gradient are rounded to bf16 as eager PyTorch rounds them.
-    h, w, labels = problem(*shape, dtype=torch.bfloat16)
+def test_bf16_and_fp16_are_within_one_rounding_of_the_float64_reference(shape, dtype, input_dtype_gemm):
+    # Both GEMM routes, whichever this CPU defaults to, in bf16 and fp16. The kernels accumulate
+    # in fp32; the gradients are returned in the input dtype (bf16: 8 mantissa bits), and with
+    # input-dtype GEMMs the logits and the softmax gradient are rounded to it as eager rounds them.
+    h, w, labels = problem(*shape, dtype=dtype)
     fused_op = functools.partial(fused_linear_cross_entropy, input_dtype_gemm=input_dtype_gemm)
     loss, *_ = assert_matches_float64(h, w, labels, shape[3], rtol=1e-2, atol=1e-2, fused_op=fused_op)
     assert loss.dtype == torch.float32
